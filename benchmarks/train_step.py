@@ -1,0 +1,114 @@
+r"""Train-step speed and memory of each model at reference sizes; prints a table.
+
+  python -m benchmarks.train_step [--cases=dsa_notes,dsa_quick] [--steps=5]
+
+Each case runs in its own process so that its peak memory is its own. Reported: compile
+time, steps/s and sequences/s over timed steps after one warm-up step, the process's peak
+resident memory, and XLA's own estimate of the step's buffers (arguments + outputs + temps).
+"""
+
+import functools
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from dsa_jax import tasks, train
+from experiments import dsa_pendulum
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("cases", ["dsa_notes", "dsa_quick"], "Cases to run.")
+flags.DEFINE_integer("steps", 5, "Timed steps per case.")
+flags.DEFINE_string("case", None, "Internal: run one case in this process and print JSON.")
+
+
+def dsa_notes():
+  """The notes' sizes: batch 20, 8 frames of 64x64, dimZ 32, dimF 256, dimH 256, nChannel 256."""
+  config = dsa_pendulum.get_config()
+  config.data.num_frames = 8
+  config.train.batch_size = 20
+  return config
+
+
+def dsa_quick():
+  """The :quick config a README user runs first."""
+  return dsa_pendulum.get_config("quick")
+
+
+CASES = {"dsa_notes": dsa_notes, "dsa_quick": dsa_quick}
+
+
+def measure(name: str, steps: int) -> dict:
+  """Compiles and times one case's train step on random frames."""
+  config = CASES[name]()
+  image_shape = (64, 64, 3)
+  task = tasks.make_task(config, image_shape)
+  tx = train.make_optimizer(config.train)
+  mesh = train.make_mesh()
+  batch_size, num_frames = config.train.batch_size, config.data.num_frames
+  videos = np.random.default_rng(0).integers(0, 256, (batch_size, num_frames, *image_shape), np.uint8)
+  state = jax.device_put(train.create_train_state(task, tx, videos[:1], jax.random.key(0)), train.replicated(mesh))
+  batch = train.shard_batch({"video": videos}, mesh)
+  key = jax.random.key(1)
+  step = jax.jit(functools.partial(train.train_step, loss_fn=task.loss_fn), donate_argnums=(0,))
+  started = time.perf_counter()
+  compiled = step.lower(state, batch, key).compile()
+  compile_seconds = time.perf_counter() - started
+  memory = compiled.memory_analysis()
+  xla_bytes = (
+      memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+      if memory is not None
+      else float("nan")
+  )
+  state, metrics = compiled(state, batch, key)
+  jax.block_until_ready(metrics)
+  started = time.perf_counter()
+  for _ in range(steps):
+    state, metrics = compiled(state, batch, key)
+  jax.block_until_ready(metrics)
+  seconds_per_step = (time.perf_counter() - started) / steps
+  params = sum(leaf.size for leaf in jax.tree.leaves(state.params))
+  return {
+      "case": name,
+      "batch": f"{batch_size}x{num_frames}",
+      "params_M": params / 1e6,
+      "compile_s": compile_seconds,
+      "s_per_step": seconds_per_step,
+      "steps_per_s": 1 / seconds_per_step,
+      "sequences_per_s": batch_size / seconds_per_step,
+      "peak_rss_GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+      "xla_buffers_GB": xla_bytes / 2**30,
+  }
+
+
+def main(argv):
+  del argv
+  if FLAGS.case:
+    print(json.dumps(measure(FLAGS.case, FLAGS.steps)))
+    return
+  rows = []
+  for name in FLAGS.cases:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.train_step", f"--case={name}", f"--steps={FLAGS.steps}"],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode:
+      raise RuntimeError(f"Case {name} failed:\n{result.stderr[-3000:]}")
+    rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+  device = f"{jax.devices()[0].platform} x{jax.device_count()}"
+  header = ["case", "batch", "params_M", "compile_s", "s_per_step", "steps_per_s", "sequences_per_s", "peak_rss_GB", "xla_buffers_GB"]
+  print(f"Train step on {device} (jax {jax.__version__}), {FLAGS.steps} timed steps after one warm-up")
+  print("| " + " | ".join(header) + " |")
+  print("|" + "---|" * len(header))
+  for row in rows:
+    cells = [f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k]) for k in header]
+    print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Swinging-pendulum TFDS builder."""

@@ -1,0 +1,132 @@
+"""Building blocks shared by the models: conv frame encoder/decoder and RNN helpers."""
+
+import functools
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def num_resolution_steps(image_size: int, base: int = 4) -> int:
+  """How many stride-2 steps take a square `base` x `base` map to `image_size`."""
+  steps = math.log2(image_size / base) if image_size >= base else -1
+  if steps < 0 or steps != int(steps):
+    raise ValueError(
+        f"Frames must be square with a side of {base} * 2**k (16, 32, 64, ...); got "
+        f"{image_size}. Resize the dataset or set config.data.image_size accordingly."
+    )
+  return int(steps)
+
+
+# ReLU layers use He initialisation (variance 2 / fan-in) so activations keep their scale
+# through the deep conv stacks; LeCun's default halves the variance at every ReLU.
+relu_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
+# A kernel-3 stride-2 transposed conv sums 2.25 of its 9 taps per output on average.
+relu_init_conv_transpose_2x = nn.initializers.variance_scaling(2.0 * 9 / 2.25, "fan_in", "truncated_normal")
+
+
+class FrameEncoder(nn.Module):
+  """Conv net per frame: [N, H, W, C] -> [N, feature_size] (mirror of FrameDecoder)."""
+
+  num_channels: int
+  feature_size: int
+
+  @nn.compact
+  def __call__(self, frames: jax.Array) -> jax.Array:
+    num_frames, height = frames.shape[0], frames.shape[1]
+    conv = functools.partial(nn.Conv, self.num_channels, (3, 3), kernel_init=relu_init)
+    hidden = nn.relu(conv(name="conv_in")(frames))  # [N, H, W, nC]
+    for i in range(num_resolution_steps(height)):
+      hidden = nn.relu(conv(strides=2, name=f"down_{i}")(hidden))  # halves H and W
+    hidden = hidden.reshape(num_frames, -1)  # [N, 4 * 4 * nC]
+    return nn.relu(nn.Dense(self.feature_size, kernel_init=relu_init, name="dense")(hidden))
+
+
+# Kernel-3, stride-2 transposed convolution, phase by phase: output row 2j takes taps
+# 0 and 2 at input rows j-1 and j, output row 2j+1 takes tap 1 at row j (likewise columns).
+_PHASE_TAPS = {0: {0: 0, 1: 2}, 1: {1: 1}}  # phase -> {window row (j-1, j): kernel tap}
+
+
+def _phase_kernel(kernel: jax.Array) -> jax.Array:
+  """[3, 3, I, O] transposed-conv kernel -> [2, 2, I, 4*O] stride-1 kernel of the 4 phases."""
+  selection = np.zeros((2, 2, 3, 3, 2, 2), np.float32)  # window r, c; tap u, v; phase a, b
+  for row_phase, row_taps in _PHASE_TAPS.items():
+    for col_phase, col_taps in _PHASE_TAPS.items():
+      for window_row, tap_row in row_taps.items():
+        for window_col, tap_col in col_taps.items():
+          selection[window_row, window_col, tap_row, tap_col, row_phase, col_phase] = 1.0
+  phases = jnp.einsum("rcuvab,uvio->rciabo", selection, kernel)  # [2, 2, I, 2, 2, O]
+  return phases.reshape(2, 2, kernel.shape[2], 4 * kernel.shape[3])
+
+
+class ConvTranspose2x(nn.Module):
+  """Kernel-3, stride-2, SAME transposed conv, equal to nn.ConvTranspose(features, (3, 3), (2, 2)).
+
+  Computed as one stride-1 2x2 convolution to the four output phases, then depth-to-space:
+  the same function and parameters, without XLA's slow CPU path of convolving a
+  zero-dilated input (and its slower gradient).
+  """
+
+  features: int
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+  @nn.compact
+  def __call__(self, inputs: jax.Array) -> jax.Array:
+    batch, height, width, in_features = inputs.shape
+    kernel = self.param("kernel", self.kernel_init, (3, 3, in_features, self.features), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+    padded = jnp.pad(inputs, ((0, 0), (1, 0), (1, 0), (0, 0)))  # window rows/cols (j-1, j)
+    phases = jax.lax.conv_general_dilated(
+        padded, _phase_kernel(kernel), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )  # [N, H, W, 4*O]
+    phases = phases.reshape(batch, height, width, 2, 2, self.features)
+    outputs = phases.transpose(0, 1, 3, 2, 4, 5).reshape(batch, 2 * height, 2 * width, self.features)
+    return outputs + bias
+
+
+class FrameDecoder(nn.Module):
+  """MLP then deconvs 4 -> 8 -> ... -> H: [N, D] -> pixel logits [N, H, W, C]."""
+
+  num_channels: int
+  hidden_size: int
+  image_shape: tuple[int, int, int]
+
+  @nn.compact
+  def __call__(self, latents: jax.Array) -> jax.Array:
+    height, _, channels = self.image_shape
+    hidden = nn.relu(nn.Dense(self.hidden_size, kernel_init=relu_init, name="dense_0")(latents))
+    hidden = nn.relu(nn.Dense(4 * 4 * self.num_channels, kernel_init=relu_init, name="dense_1")(hidden))
+    hidden = hidden.reshape(-1, 4, 4, self.num_channels)  # [N, 4, 4, nC]
+    for i in range(num_resolution_steps(height)):
+      hidden = ConvTranspose2x(self.num_channels, relu_init_conv_transpose_2x, name=f"up_{i}")(hidden)
+      hidden = nn.relu(hidden)  # [N, 2h, 2w, nC]
+    return nn.ConvTranspose(channels, (3, 3), name="conv_out")(hidden)  # [N, H, W, C]
+
+
+def apply_per_frame(module: nn.Module, videos: jax.Array) -> jax.Array:
+  """Runs a per-frame module over [B, T, ...] by folding time into the batch."""
+  batch, time = videos.shape[:2]
+  outputs = module(videos.reshape(batch * time, *videos.shape[2:]))
+  return outputs.reshape(batch, time, *outputs.shape[1:])
+
+
+class BiLSTM(nn.Module):
+  """Bidirectional LSTM over [B, T, D] returning per-step outputs and both final states."""
+
+  hidden_size: int
+
+  @nn.compact
+  def __call__(self, inputs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    forward = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size, name="forward"), return_carry=True)
+    backward = nn.RNN(
+        nn.OptimizedLSTMCell(self.hidden_size, name="backward"),
+        return_carry=True,
+        reverse=True,
+        keep_order=True,
+    )
+    (_, forward_last), forward_outputs = forward(inputs)  # [B, H], [B, T, H]
+    (_, backward_first), backward_outputs = backward(inputs)  # [B, H], [B, T, H]
+    outputs = jnp.concatenate([forward_outputs, backward_outputs], axis=-1)  # [B, T, 2H]
+    return outputs, forward_last, backward_first

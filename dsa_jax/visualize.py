@@ -1,0 +1,70 @@
+"""Image and video grids written as PNG and GIF."""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+  """Float frames in [0, 1] (or uint8) -> uint8."""
+  frames = np.asarray(frames)
+  if frames.dtype == np.uint8:
+    return frames
+  return np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8)
+
+
+def video_grid(videos: np.ndarray, padding: int = 1, pad_value: int = 255) -> np.ndarray:
+  """[R, C, T, H, W, 3] videos -> [T, R*(H+p)+p, C*(W+p)+p, 3] frames of one grid."""
+  videos = to_uint8(videos)
+  rows, cols, time, height, width, channels = videos.shape
+  grid = np.full(
+      (time, rows * (height + padding) + padding, cols * (width + padding) + padding, channels),
+      pad_value,
+      np.uint8,
+  )
+  for r in range(rows):
+    for c in range(cols):
+      top, left = padding + r * (height + padding), padding + c * (width + padding)
+      grid[:, top : top + height, left : left + width] = videos[r, c]
+  return grid
+
+
+def filmstrip(videos: np.ndarray, padding: int = 1) -> np.ndarray:
+  """[N, T, H, W, 3] videos -> one image with a row per video and a column per frame."""
+  videos = np.asarray(videos)
+  frames_as_cells = videos[:, :, None]  # [N, T, 1, H, W, 3]: each frame a one-frame video
+  return video_grid(frames_as_cells, padding)[0]
+
+
+def _atomic_save(image: Image.Image, path: str, **kwargs) -> None:
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp")
+  image.save(temporary, format=os.path.splitext(path)[1][1:].upper(), **kwargs)
+  os.replace(temporary, path)
+
+
+def save_png(image: np.ndarray, path: str, scale: int = 1) -> str:
+  """Writes an [H, W, 3] image (nearest-neighbour upscaled) to path, atomically."""
+  picture = Image.fromarray(to_uint8(image))
+  if scale > 1:
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+  _atomic_save(picture, path)
+  return path
+
+
+def save_gif(frames: np.ndarray, path: str, fps: float = 8.0, scale: int = 1) -> str:
+  """Writes [T, H, W, 3] frames as a looping GIF, atomically."""
+  pictures = [Image.fromarray(frame) for frame in to_uint8(frames)]
+  if scale > 1:
+    pictures = [p.resize((p.width * scale, p.height * scale), Image.NEAREST) for p in pictures]
+  _atomic_save(
+      pictures[0],
+      path,
+      save_all=True,
+      append_images=pictures[1:],
+      duration=int(1000 / fps),
+      loop=0,
+  )
+  return path

@@ -1,0 +1,1 @@
+"""Config files and command-line entry points (run from the repository root)."""

@@ -1,0 +1,209 @@
+"""The training loop end to end: checkpoints, exact resume, kill -9, NaN guard, sharding."""
+
+import dataclasses
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dsa_jax import checkpointing, tasks, train
+from tests.conftest import pendulum_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_OVERRIDES = {
+    "data.num_frames": 4,
+    "dsa.dim_f": 7,
+    "dsa.dim_z": 5,
+    "dsa.dim_h": 11,
+    "dsa.dim_hidden": 13,
+    "dsa.num_channels": 3,
+    "train.batch_size": 4,
+    "train.num_steps": 6,
+    "train.learning_rate": 1e-3,
+    "train.log_every": 2,
+    "train.image_every": 3,
+    "train.checkpoint_every": 2,
+    "sample.num_videos": 4,
+}
+
+
+def tiny_config(data_dir: str, **overrides):
+  config = pendulum_config(data_dir)
+  for dotted, value in {**TINY_OVERRIDES, **overrides}.items():
+    section, field = dotted.split(".")
+    config[section][field] = value
+  return config
+
+
+def leaves_equal(a, b) -> bool:
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_run_writes_checkpoints_summaries_metrics_and_samples(data_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  state = train.train_and_evaluate(tiny_config(data_dir), workdir)
+  assert int(state.step) == 6
+  checkpointer = checkpointing.Checkpointer(checkpointing.checkpoint_dir(workdir), 1, read_only=True)
+  assert checkpointer.all_steps() == [2, 4, 6]
+  assert checkpointer.restore_config().dsa.dim_z == 5
+  assert checkpointer.restore_metadata()["image_shape"] == [64, 64, 3]
+  events = os.listdir(os.path.join(workdir, "tensorboard"))
+  assert any(name.startswith("events.out.tfevents") for name in events)
+  metrics = train.read_metrics(workdir)
+  assert sorted(metrics) == [2, 4, 6]
+  assert {"loss", "elbo", "reconstruction", "kl_f", "kl_z", "grad_norm", "param_norm"} <= set(metrics[6])
+  samples = os.listdir(tasks.sample_dir(workdir, 6))
+  assert sorted(samples) == ["prior.gif", "prior.png", "reconstructions.png", "swap.png", "swap_matrix.gif"]
+
+  restored = train.restore_run(workdir)
+  assert restored.step == 6 and leaves_equal(restored.params, state.params)
+
+
+def test_resume_continues_bit_identically(data_dir, tmp_path):
+  uninterrupted = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path / "a"))
+  resumed_dir = str(tmp_path / "b")
+  train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 4}), resumed_dir)
+  resumed = train.train_and_evaluate(tiny_config(data_dir), resumed_dir)
+  assert leaves_equal(uninterrupted.params, resumed.params)
+  assert train.read_metrics(str(tmp_path / "a"))[6] == {
+      **train.read_metrics(resumed_dir)[6],
+      "steps_per_second": train.read_metrics(str(tmp_path / "a"))[6]["steps_per_second"],
+  }
+
+
+def test_resume_refuses_a_different_model(data_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 2}), workdir)
+  with pytest.raises(checkpointing.CheckpointError, match="different dsa config.*new --workdir"):
+    train.train_and_evaluate(tiny_config(data_dir, **{"dsa.dim_z": 6}), workdir)
+
+
+def test_unreadable_checkpoint_names_the_step_and_the_fix(data_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 2}), workdir)
+  state_dir = os.path.join(checkpointing.checkpoint_dir(workdir), "2", "state")
+  for root, _, files in os.walk(state_dir):
+    for name in files:
+      with open(os.path.join(root, name), "wb") as file:
+        file.write(b"garbage")
+  with pytest.raises(checkpointing.CheckpointError, match="step 2.*move .* aside"):
+    train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 4}), workdir)
+
+
+def _poisoned_dsa_task(config, image_shape):
+  task = tasks.dsa_task(config, image_shape)
+
+  def loss_fn(params, batch, key, step):
+    loss, metrics = task.loss_fn(params, batch, key, step)
+    poisoned = step >= 3
+    metrics = {**metrics, "kl_f": jnp.where(poisoned, jnp.nan, metrics["kl_f"])}
+    return jnp.where(poisoned, jnp.nan, loss), metrics
+
+  return dataclasses.replace(task, loss_fn=loss_fn)
+
+
+def test_nan_stops_the_run_naming_step_and_term_and_saves_nothing_after(data_dir, tmp_path, monkeypatch):
+  monkeypatch.setitem(tasks.TASKS, "dsa", _poisoned_dsa_task)
+  workdir = str(tmp_path / "run")
+  with pytest.raises(train.NonFiniteLossError, match="step 3: .*kl_f=nan"):
+    train.train_and_evaluate(tiny_config(data_dir), workdir)
+  checkpointer = checkpointing.Checkpointer(checkpointing.checkpoint_dir(workdir), 1, read_only=True)
+  assert checkpointer.all_steps() == [2]
+
+
+def test_batch_size_must_split_over_devices(data_dir, tmp_path):
+  mesh = train.make_mesh(jax.devices() * 3)  # three "devices" (the same one, for the check only)
+  with pytest.raises(ValueError, match="multiple of 3"):
+    train._check_batch_size(4, mesh)
+
+
+@pytest.fixture(scope="module")
+def tiny_task():
+  config = tiny_config("/unused")
+  return tasks.dsa_task(config, (64, 64, 3)), train.make_optimizer(config.train)
+
+
+def test_step_compiles_once_and_fits_a_batch(tiny_task):
+  task, tx = tiny_task
+  videos = np.random.default_rng(0).integers(0, 2, (4, 4, 64, 64, 3), dtype=np.uint8) * 255
+  state = train.create_train_state(task, tx, videos, jax.random.key(0))
+  traced_loss = chex.assert_max_traces(task.loss_fn, n=1)
+  step = jax.jit(functools.partial(train.train_step, loss_fn=traced_loss), donate_argnums=(0,))
+  losses = []
+  for _ in range(25):
+    state, metrics = step(state, {"video": jnp.asarray(videos)}, jax.random.key(1))
+    losses.append(float(metrics["loss"]))
+  assert int(state.step) == 25
+  assert losses[-1] < 0.7 * losses[0], losses
+
+
+SHARDED_SCRIPT = """
+import functools, json, jax, numpy as np
+from dsa_jax import tasks, train
+from tests.test_train import tiny_config
+config = tiny_config("/unused")
+task = tasks.dsa_task(config, (64, 64, 3))
+tx = train.make_optimizer(config.train)
+videos = np.random.default_rng(0).integers(0, 256, (4, 4, 64, 64, 3), dtype=np.uint8)
+losses = {}
+for count in (1, 2):
+  mesh = train.make_mesh(jax.devices()[:count])
+  state = jax.device_put(train.create_train_state(task, tx, videos, jax.random.key(0)), train.replicated(mesh))
+  step = jax.jit(functools.partial(train.train_step, loss_fn=task.loss_fn))
+  for _ in range(2):
+    state, metrics = step(state, train.shard_batch({"video": videos}, mesh), jax.random.key(1))
+  losses[count] = float(metrics["loss"])
+  assert metrics["loss"].sharding.num_devices == count
+print(json.dumps({"devices": len(jax.devices()), **{str(k): v for k, v in losses.items()}}))
+"""
+
+
+def test_sharded_step_matches_one_device():
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": REPO}
+  result = subprocess.run(
+      [sys.executable, "-c", SHARDED_SCRIPT], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  losses = json.loads(result.stdout.strip().splitlines()[-1])
+  assert losses["devices"] == 2
+  np.testing.assert_allclose(losses["2"], losses["1"], rtol=1e-5)
+
+
+def _run_command(workdir: str, data_dir: str, num_steps: int) -> list[str]:
+  overrides = {**TINY_OVERRIDES, "train.num_steps": num_steps, "train.checkpoint_every": 3}
+  return [
+      sys.executable, "-m", "experiments.run", "--config=experiments/dsa_pendulum.py",
+      f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", "--config.data.variant=small",
+      *(f"--config.{key}={value}" for key, value in overrides.items()),
+  ]
+
+
+def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(data_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  command = _run_command(workdir, data_dir, num_steps=400)
+  env = {**os.environ, "PYTHONPATH": REPO}
+  process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  checkpoints = checkpointing.checkpoint_dir(workdir)
+  deadline = time.time() + 240
+  while time.time() < deadline and not (os.path.isdir(checkpoints) and "6" in os.listdir(checkpoints)):
+    time.sleep(0.2)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  saved = checkpointing.Checkpointer(checkpoints, 1, read_only=True).latest_step()
+  assert saved is not None and saved >= 6, os.listdir(checkpoints)
+  finished = subprocess.run(
+      _run_command(workdir, data_dir, num_steps=saved + 3), cwd=REPO, env=env,
+      capture_output=True, text=True, timeout=300,
+  )
+  assert finished.returncode == 0, finished.stderr[-3000:]
+  assert f"Resuming from the checkpoint at step {saved}" in finished.stdout
+  assert checkpointing.Checkpointer(checkpoints, 1, read_only=True).latest_step() == saved + 3
