@@ -110,11 +110,31 @@ def batch_indices(seed: int, step: int, batch_size: int, size: int) -> np.ndarra
   return epoch_permutation(seed, epoch, size)[position * batch_size : (position + 1) * batch_size]
 
 
-def read_batch(source, indices: np.ndarray, num_frames: int) -> Batch:
-  """Reads examples into a batch of stacked arrays, keeping the first num_frames frames."""
+def downsample(videos: np.ndarray, image_size: int | None) -> np.ndarray:
+  """Mean-pools uint8 videos [..., H, W, C] to image_size x image_size (None: unchanged)."""
+  height, width = videos.shape[-3:-1]
+  if image_size is None or image_size == height == width:
+    return videos
+  if height != width or height % image_size:
+    raise DataError(
+        f"config.data.image_size={image_size} must divide the frame size {height}x{width}; "
+        f"use one of {[height // k for k in range(1, height + 1) if height % k == 0]}."
+    )
+  factor = height // image_size
+  blocks = videos.reshape(*videos.shape[:-3], image_size, factor, image_size, factor, videos.shape[-1])
+  return np.round(blocks.mean(axis=(-4, -2))).astype(np.uint8)
+
+
+def batch_at_step(source, seed: int, step: int, batch_size: int, num_frames: int, image_size: int | None = None) -> Batch:
+  """The training batch of a step, read directly (what BatchIterator yields at that step)."""
+  return read_batch(source, batch_indices(seed, step, batch_size, len(source)), num_frames, image_size)
+
+
+def read_batch(source, indices: np.ndarray, num_frames: int, image_size: int | None = None) -> Batch:
+  """Reads examples into a batch: the first num_frames frames, at image_size (None: native)."""
   examples = source.__getitems__([int(i) for i in indices])
   batch = {key: np.stack([example[key] for example in examples]) for key in examples[0]}
-  batch[VIDEO_KEY] = batch[VIDEO_KEY][:, :num_frames]
+  batch[VIDEO_KEY] = downsample(batch[VIDEO_KEY][:, :num_frames], image_size)
   return batch
 
 
@@ -128,12 +148,14 @@ class BatchIterator(Iterator[Batch]):
       num_frames: int,
       seed: int,
       start_step: int = 0,
+      image_size: int | None = None,
       process_index: int = 0,
       process_count: int = 1,
       prefetch: int = 4,
   ):
     """`batch_size` is per process; each process reads its slice of the global batch."""
     self._source, self._batch_size, self._num_frames = source, batch_size, num_frames
+    self._image_size = image_size
     self._process_index, self._process_count = process_index, process_count
     self._seed, self._step = seed, start_step
     self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
@@ -147,8 +169,8 @@ class BatchIterator(Iterator[Batch]):
       try:
         global_size = self._batch_size * self._process_count
         indices = batch_indices(self._seed, step, global_size, len(self._source))
-        indices = indices[self._process_index * self._batch_size : (self._process_index + 1) * self._batch_size]
-        item = read_batch(self._source, indices, self._num_frames)
+        mine = slice(self._process_index * self._batch_size, (self._process_index + 1) * self._batch_size)
+        item = read_batch(self._source, indices[mine], self._num_frames, self._image_size)
       except Exception as error:  # handed to the consumer, which re-raises it
         item = error
       while not self._stop.is_set():
@@ -173,7 +195,7 @@ class BatchIterator(Iterator[Batch]):
     self._thread.join(timeout=5)
 
 
-def first_examples(source, count: int, num_frames: int) -> Batch:
+def first_examples(source, count: int, num_frames: int, image_size: int | None = None) -> Batch:
   """The first `count` examples of a split, as a batch (for fixed visualisation sets)."""
-  return read_batch(source, np.arange(min(count, len(source))), num_frames)
+  return read_batch(source, np.arange(min(count, len(source))), num_frames, image_size)
 

@@ -43,7 +43,9 @@ def bob_angles(videos: np.ndarray) -> np.ndarray:
   ys, xs = np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64)
   centre_x = np.einsum("nthw,w->nt", weights, xs) / total
   centre_y = np.einsum("nthw,h->nt", weights, ys) / total
-  return np.arctan2(centre_x - pendulum.PIVOT[0], centre_y - pendulum.PIVOT[1])
+  pixel = width / pendulum.IMAGE_SIZE  # frames may be downsampled from the rendered size
+  pivot_x, pivot_y = (pendulum.PIVOT[0] + 0.5) * pixel - 0.5, (pendulum.PIVOT[1] + 0.5) * pixel - 0.5
+  return np.arctan2(centre_x - pivot_x, centre_y - pivot_y)
 
 
 def angle_agreement(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -52,3 +54,23 @@ def angle_agreement(first: np.ndarray, second: np.ndarray) -> np.ndarray:
   second = second - second.mean(axis=1, keepdims=True)
   norms = np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)
   return (first * second).sum(axis=1) / np.maximum(norms, 1e-12)
+
+
+def swap_statistics(swapped: np.ndarray, static_source: np.ndarray, dynamic_source: np.ndarray) -> dict[str, float]:
+  """How a static/dynamic swap of pendulum videos [N, T, H, W, 3] in [0, 1] came out.
+
+  Over pairs whose sources differ in colour: the fraction of swaps showing the static
+  source's colour and the dynamic source's colour; over all pairs: the mean correlation of
+  the swap's swing angle with each source's.
+  """
+  swapped_colour = bob_colour(swapped)
+  static_colour, dynamic_colour = bob_colour(static_source), bob_colour(dynamic_source)
+  differ = static_colour != dynamic_colour
+  swapped_angles = bob_angles(swapped)
+  return {
+      "pairs_of_different_colour": int(differ.sum()),
+      "colour_follows_static_source": float(np.mean(swapped_colour[differ] == static_colour[differ])),
+      "colour_follows_dynamic_source": float(np.mean(swapped_colour[differ] == dynamic_colour[differ])),
+      "swing_correlation_with_dynamic_source": float(np.mean(angle_agreement(swapped_angles, bob_angles(dynamic_source)))),
+      "swing_correlation_with_static_source": float(np.mean(angle_agreement(swapped_angles, bob_angles(static_source)))),
+  }

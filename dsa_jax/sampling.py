@@ -106,13 +106,11 @@ def write_dsa_samples(model: dsa.DSA, params, videos, key: jax.Array, out_dir: s
       [static_source, dynamic_source, matrix[np.arange(half), np.arange(half)]], axis=1
   ).reshape(-1, *videos.shape[1:])
   bordered = _with_headers(matrix, static_source, dynamic_source)
-  paths = [
-      visualize.save_png(visualize.filmstrip(pairs), os.path.join(out_dir, "reconstructions.png"), 2),
-      visualize.save_png(visualize.filmstrip(swaps), os.path.join(out_dir, "swap.png"), 2),
-      visualize.save_gif(visualize.video_grid(bordered), os.path.join(out_dir, "swap_matrix.gif"), scale=2),
-      visualize.save_png(visualize.filmstrip(generated), os.path.join(out_dir, "prior.png"), 2),
-      visualize.save_gif(
-          visualize.video_grid(generated[:, None]), os.path.join(out_dir, "prior.gif"), scale=2
-      ),
+  scale = visualize.display_scale(videos.shape[3])
+  return [
+      visualize.save_png(visualize.filmstrip(pairs), os.path.join(out_dir, "reconstructions.png"), scale),
+      visualize.save_png(visualize.filmstrip(swaps), os.path.join(out_dir, "swap.png"), scale),
+      visualize.save_gif(visualize.video_grid(bordered), os.path.join(out_dir, "swap_matrix.gif"), scale=scale),
+      visualize.save_png(visualize.filmstrip(generated), os.path.join(out_dir, "prior.png"), scale),
+      visualize.save_gif(visualize.video_grid(generated[:, None]), os.path.join(out_dir, "prior.gif"), scale=scale),
   ]
-  return paths

@@ -27,8 +27,8 @@ from dsa_jax import checkpointing, data, tasks
 
 TrainState = flax_train_state.TrainState
 DATA_AXIS = "data"
-# Config sections that fix the parameters' shapes: a checkpoint only resumes under the same.
-STRUCTURAL_SECTIONS = ("model",)
+# Config fields that fix the parameters' shapes (and the model's section): resume needs the same.
+STRUCTURAL_FIELDS = ("model", "data.image_size")
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -94,16 +94,44 @@ def check_finite(records: list[tuple[int, dict[str, float]]]) -> None:
       )
 
 
+def flat_fields(config: Any, prefix: str) -> dict[str, Any]:
+  """The leaves of a config section as {"section.field": value}."""
+  if not isinstance(config, ml_collections.ConfigDict):
+    return {prefix: config}
+  flat = {}
+  for name, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      flat.update(flat_fields(value, f"{prefix}.{name}"))
+    else:
+      flat[f"{prefix}.{name}"] = value
+  return flat
+
+
 def check_resumable(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict, directory: str) -> None:
-  """Raises CheckpointError when the checkpoint's model differs from the config's."""
-  sections = (*STRUCTURAL_SECTIONS, config.model)
-  different = [name for name in sections if saved.get(name) != config.get(name)]
-  if different:
+  """Raises CheckpointError naming every model field where the checkpoint differs from the config."""
+  before, after = {}, {}
+  for path in (*STRUCTURAL_FIELDS, config.model):
+    before.update(flat_fields(dotted_get(saved, path), path))
+    after.update(flat_fields(dotted_get(config, path), path))
+  changes = [
+      f"{name}: {before.get(name, '<absent>')} -> {after.get(name, '<absent>')}"
+      for name in sorted(set(before) | set(after))
+      if before.get(name) != after.get(name)
+  ]
+  if changes:
     raise checkpointing.CheckpointError(
-        f"The checkpoints in {directory} were written with a different {', '.join(different)} "
-        f"config ({', '.join(f'{n}: {saved.get(n)}' for n in different)}). "
-        "Use a new --workdir to train this config."
+        f"The checkpoints in {directory} were written with a different model config "
+        f"({'; '.join(changes)}). Use a new --workdir to train this config."
     )
+
+
+def dotted_get(config: ml_collections.ConfigDict, path: str) -> Any:
+  """config["a"]["b"] for path "a.b"; None where a part is absent."""
+  for part in path.split("."):
+    if not isinstance(config, ml_collections.ConfigDict) or part not in config:
+      return None
+    config = config[part]
+  return config
 
 
 def abstract_state(task: tasks.Task, tx, video_shape: tuple[int, ...], sharding) -> TrainState:
@@ -163,19 +191,25 @@ class _Data(NamedTuple):
   train: Any
   video_shape: tuple[int, ...]  # [T, H, W, C] of the training clips
   visual_videos: np.ndarray  # [N, T, H, W, C] float test videos for images and samples
+  evaluation_videos: np.ndarray  # [M, T, H, W, C] float test videos scored at the end
 
 
 def _load_data(config: ml_collections.ConfigDict) -> _Data:
   train_source = data.load_source(config.data, "train")
-  test_source = data.load_source(config.data, "test")
-  available_frames, *image_shape = train_source[0][data.VIDEO_KEY].shape
+  available_frames = train_source[0][data.VIDEO_KEY].shape[0]
   if config.data.num_frames > available_frames:
     raise data.DataError(
         f"config.data.num_frames={config.data.num_frames} but {config.data.name} clips have "
         f"{available_frames} frames; lower num_frames."
     )
-  visual = data.first_examples(test_source, config.sample.num_videos, config.data.num_frames)
-  return _Data(train_source, (config.data.num_frames, *image_shape), tasks.float_videos(visual[data.VIDEO_KEY]))
+  count = max(config.sample.num_videos, config.sample.num_evaluation_videos)
+  test_videos = tasks.load_videos(config.data, "test", count)
+  return _Data(
+      train_source,
+      test_videos.shape[1:],
+      test_videos[: config.sample.num_videos],
+      test_videos[: config.sample.num_evaluation_videos],
+  )
 
 
 def _check_batch_size(batch_size: int, mesh: Mesh) -> int:
@@ -208,9 +242,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   start_step = checkpointer.latest_step()
   if start_step is None:
     start_step = 0
-    example = np.zeros((1, *dataset.video_shape), np.uint8)
+    first = data.batch_at_step(
+        dataset.train, config.seed, 0, config.train.batch_size, config.data.num_frames, config.data.image_size
+    )
     init = jax.jit(functools.partial(create_train_state, task, tx), out_shardings=state_sharding)
-    state = init(example, init_key)
+    state = init(first[data.VIDEO_KEY], init_key)
   else:
     check_resumable(checkpointer.restore_config(start_step), config, checkpointer.directory)
     state = checkpointer.restore_state(abstract_state(task, tx, dataset.video_shape, state_sharding))
@@ -220,7 +256,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   num_steps = config.train.num_steps
   batches = data.BatchIterator(
       dataset.train, local_batch_size, config.data.num_frames, config.seed, start_step=start_step,
-      process_index=jax.process_index(), process_count=jax.process_count(),
+      image_size=config.data.image_size, process_index=jax.process_index(), process_count=jax.process_count(),
   )
   writer = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
   step_fn = jax.jit(
@@ -268,7 +304,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     writer.close()
     checkpointer.close()
   final_step = int(jax.device_get(state.step))
-  paths = task.write_samples(state.params, dataset.visual_videos, visual_key, tasks.sample_dir(workdir, final_step))
+  paths, scores = tasks.write_results(
+      task, state.params, dataset.visual_videos, dataset.evaluation_videos, visual_key,
+      tasks.sample_dir(workdir, final_step),
+  )
+  if scores:
+    print("Evaluation: " + ", ".join(f"{name}={value:.3g}" for name, value in scores.items()))
   print(f"Wrote samples: {', '.join(paths)}")
   return state
 

@@ -37,6 +37,11 @@ def filmstrip(videos: np.ndarray, padding: int = 1) -> np.ndarray:
   return video_grid(frames_as_cells, padding)[0]
 
 
+def display_scale(width: int) -> int:
+  """Nearest-neighbour upscaling that shows frames at least 128 pixels wide."""
+  return max(1, -(-128 // width))
+
+
 def _atomic_save(image: Image.Image, path: str, **kwargs) -> None:
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)

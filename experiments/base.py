@@ -17,6 +17,7 @@ def get_config() -> config_dict.ConfigDict:
   config.data.variant = config_dict.placeholder(str)  # TFDS builder config; None = default
   config.data.data_dir = config_dict.placeholder(str)  # None = $TFDS_DATA_DIR or ~/tensorflow_datasets
   config.data.num_frames = 16
+  config.data.image_size = config_dict.placeholder(int)  # mean-pool frames to this size; None = native
 
   config.dsa = config_dict.ConfigDict()
   config.dsa.dim_f = 256
@@ -47,6 +48,7 @@ def get_config() -> config_dict.ConfigDict:
 
   config.sample = config_dict.ConfigDict()
   config.sample.num_videos = 8  # test videos shown in images and sample files
+  config.sample.num_evaluation_videos = 64  # test videos scored at the end (e.g. pendulum swaps)
   config.sample.num_frames = config_dict.placeholder(int)  # generation horizon; None = data.num_frames
 
   config.lock()

@@ -6,7 +6,7 @@ r"""Writes reconstructions, swaps and prior samples of a trained run as PNG/GIF 
 import jax
 from absl import app, flags, logging
 
-from dsa_jax import data, tasks, train
+from dsa_jax import tasks, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's workdir.")
@@ -21,12 +21,15 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   run = train.restore_run(FLAGS.workdir, FLAGS.step)
-  test = data.load_source(run.config.data, "test")
-  videos = data.first_examples(test, run.config.sample.num_videos, run.config.data.num_frames)
+  sample_config = run.config.sample
+  videos = tasks.load_videos(run.config.data, "test", max(sample_config.num_videos, sample_config.num_evaluation_videos))
   out_dir = FLAGS.out or tasks.sample_dir(FLAGS.workdir, run.step)
-  paths = run.task.write_samples(
-      run.params, tasks.float_videos(videos[data.VIDEO_KEY]), jax.random.key(FLAGS.seed), out_dir
+  paths, scores = tasks.write_results(
+      run.task, run.params, videos[: sample_config.num_videos], videos[: sample_config.num_evaluation_videos],
+      jax.random.key(FLAGS.seed), out_dir,
   )
+  for name, value in scores.items():
+    print(f"{name}: {value:.4g}")
   print("\n".join(paths))
 
 

@@ -12,7 +12,9 @@ from experiments import base
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
-    path for path in glob.glob(os.path.join(REPO, "experiments", "*_*.py"))
+    path
+    for path in glob.glob(os.path.join(REPO, "experiments", "*_*.py"))
+    if not os.path.basename(path).startswith("_")
 )
 
 

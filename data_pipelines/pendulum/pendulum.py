@@ -2,7 +2,8 @@
 
 Identity = colour (static), action = speed (dynamic), as in VDSM's synthetic pendulum set.
 Each clip integrates theta'' = -omega^2 sin(theta) with RK4 from a random amplitude and a
-random phase on that amplitude's orbit, and draws an anti-aliased rod and bob on black.
+random phase on that amplitude's orbit, and draws the pendulum (rod and bob, in its colour)
+anti-aliased on black.
 Everything is deterministic from the builder config's seed.
 """
 
@@ -26,10 +27,9 @@ SPEEDS = ("slow", "fast")
 SMALL_ANGLE_PERIOD_FRAMES = {"slow": 20.0, "fast": 10.0}
 AMPLITUDE_RANGE = (0.45, 0.85)  # radians
 PIVOT = (31.5, 6.0)  # (x, y) in pixel-centre coordinates
-ROD_LENGTH = 32.0
-ROD_HALF_WIDTH = 1.0
-ROD_GREY = 150
-BOB_RADIUS = 7.5
+ROD_LENGTH = 30.0
+ROD_HALF_WIDTH = 1.5
+BOB_RADIUS = 8.0
 SUBSTEPS_PER_FRAME = 8
 RENDER_CHUNK = 64
 
@@ -76,7 +76,7 @@ def swing_angles(
 
 
 def render(angles: np.ndarray, colours: np.ndarray) -> np.ndarray:
-  """Frames [N, T, 64, 64, 3] uint8 for angles [N, T] and bob colours [N, 3] (0-255)."""
+  """Frames [N, T, 64, 64, 3] uint8 for angles [N, T] and pendulum colours [N, 3] (0-255)."""
   pixels = np.arange(IMAGE_SIZE, dtype=np.float32)
   grid_x, grid_y = pixels[None, :], pixels[:, None]  # [1, W], [H, 1]
   direction_x = np.sin(angles).astype(np.float32)[..., None, None]  # [N, T, 1, 1]
@@ -87,10 +87,9 @@ def render(angles: np.ndarray, colours: np.ndarray) -> np.ndarray:
   rod = np.clip(ROD_HALF_WIDTH + 0.5 - rod_distance, 0.0, 1.0)
   bob_x, bob_y = ROD_LENGTH * direction_x, ROD_LENGTH * direction_y
   bob = np.clip(BOB_RADIUS + 0.5 - np.hypot(offset_x - bob_x, offset_y - bob_y), 0.0, 1.0)
-  rod, bob = rod[..., None], bob[..., None]  # [N, T, H, W, 1]
-  bob_colour = colours.astype(np.float32)[:, None, None, None, :]  # [N, 1, 1, 1, 3]
-  frames = (rod * ROD_GREY) * (1.0 - bob) + bob * bob_colour
-  return np.round(frames).astype(np.uint8)
+  coverage = np.maximum(rod, bob)[..., None]  # [N, T, H, W, 1]
+  colour = colours.astype(np.float32)[:, None, None, None, :]  # [N, 1, 1, 1, 3]
+  return np.round(coverage * colour).astype(np.uint8)
 
 
 def clip_parameters(config: PendulumConfig, split: str, per_class: int) -> dict[str, np.ndarray]:

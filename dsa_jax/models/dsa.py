@@ -254,6 +254,18 @@ def check_videos(videos: jax.Array, image_shape: tuple[int, int, int]) -> None:
     )
 
 
+def with_output_bias_from_data(params: dict, videos: jax.Array) -> dict:
+  """Params whose decoder output bias is the log-odds of videos' mean pixel per channel.
+
+  Mostly-black frames otherwise make the decoder spend its first steps (and its ReLU
+  features) darkening the background; starting at the data's mean removes that drift.
+  """
+  mean = jnp.clip(videos.reshape(-1, videos.shape[-1]).mean(axis=0), 1e-3, 1 - 1e-3)  # [C]
+  decoder = params["decoder"]
+  conv_out = {**decoder["conv_out"], "bias": jnp.log(mean / (1 - mean))}
+  return {**params, "decoder": {**decoder, "conv_out": conv_out}}
+
+
 class DSA(nn.Module):
   """The DSA model; `__call__` returns the ELBO terms of a batch of videos."""
 

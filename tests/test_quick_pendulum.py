@@ -1,0 +1,39 @@
+"""The README's main job: dsa_pendulum.py:quick trains, and its f-swaps disentangle."""
+
+import json
+import os
+
+import pytest
+
+from dsa_jax import data, tasks, train
+from experiments import dsa_pendulum
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp("tfds_default"))
+  config = dsa_pendulum.get_config("quick")
+  config.data.data_dir = data_dir
+  workdir = str(tmp_path_factory.mktemp("quick"))
+  state = train.train_and_evaluate(config, workdir)
+  return config, workdir, state
+
+
+def test_quick_run_loss_falls(quick_run):
+  config, workdir, state = quick_run
+  assert int(state.step) == config.train.num_steps
+  metrics = train.read_metrics(workdir)
+  first, last = metrics[min(metrics)], metrics[max(metrics)]
+  assert last["loss"] < 0.7 * first["loss"], (first["loss"], last["loss"])
+  assert last["kl_weight"] == 1.0
+
+
+def test_quick_run_swaps_colour_with_the_static_code_and_swing_with_the_dynamics(quick_run):
+  config, workdir, state = quick_run
+  with open(os.path.join(tasks.sample_dir(workdir, config.train.num_steps), tasks.EVALUATION_FILE)) as file:
+    scores = json.load(file)
+  assert scores["pairs_of_different_colour"] >= 20
+  assert scores["colour_follows_static_source"] >= 0.8, scores
+  assert scores["colour_follows_dynamic_source"] <= 0.1, scores
+  assert scores["swing_correlation_with_dynamic_source"] >= 0.9, scores
+  assert scores["swing_correlation_with_static_source"] <= 0.5, scores
