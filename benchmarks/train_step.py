@@ -46,7 +46,8 @@ CASES = {"dsa_notes": dsa_notes, "dsa_quick": dsa_quick}
 def measure(name: str, steps: int) -> dict:
   """Compiles and times one case's train step on random frames."""
   config = CASES[name]()
-  image_shape = (64, 64, 3)
+  image_size = config.data.image_size or 64
+  image_shape = (image_size, image_size, 3)
   task = tasks.make_task(config, image_shape)
   tx = train.make_optimizer(config.train)
   mesh = train.make_mesh()
@@ -75,7 +76,7 @@ def measure(name: str, steps: int) -> dict:
   params = sum(leaf.size for leaf in jax.tree.leaves(state.params))
   return {
       "case": name,
-      "batch": f"{batch_size}x{num_frames}",
+      "batch": f"{batch_size}x{num_frames}x{image_size}^2",
       "params_M": params / 1e6,
       "compile_s": compile_seconds,
       "s_per_step": seconds_per_step,
