@@ -64,7 +64,8 @@ def load_source(data_config: ml_collections.ConfigDict, split: str):
   if not builder.is_prepared():
     print(f"Building dataset {builder.info.full_name} into {builder.data_dir} (once; cached).")
     tfds.disable_progress_bar()
-    builder.download_and_prepare()
+    manual_dir = os.path.expanduser(data_config.manual_dir) if data_config.manual_dir else None
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   if split not in builder.info.splits:
     raise DataError(f"Dataset {data_config.name} has splits {list(builder.info.splits)}, not {split!r}.")
   return builder.as_data_source(split=split)

@@ -16,6 +16,7 @@ def get_config() -> config_dict.ConfigDict:
   config.data.name = "pendulum"
   config.data.variant = config_dict.placeholder(str)  # TFDS builder config; None = default
   config.data.data_dir = config_dict.placeholder(str)  # None = $TFDS_DATA_DIR or ~/tensorflow_datasets
+  config.data.manual_dir = config_dict.placeholder(str)  # source files of Sprites / MNIST / MUG
   config.data.num_frames = 16
   config.data.image_size = config_dict.placeholder(int)  # mean-pool frames to this size; None = native
 
