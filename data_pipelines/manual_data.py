@@ -18,3 +18,11 @@ def require_files(manual_dir: str | os.PathLike | None, relative_paths: Iterable
     shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
     raise ManualDataError(f"The data folder {manual_dir} lacks {shown}.\n{instructions}")
   return manual_dir
+
+
+def manual_folder(dl_manager, instructions: str) -> str:
+  """dl_manager.manual_dir as a str; ManualDataError (not TFDS's AssertionError) if unusable."""
+  try:
+    return os.fspath(dl_manager.manual_dir)
+  except AssertionError as error:
+    raise ManualDataError(f"{str(error).splitlines()[0]}\n{instructions}") from error

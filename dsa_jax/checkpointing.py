@@ -93,6 +93,15 @@ class Checkpointer:
       ) from error
     return restored.state
 
+  def restore_params(self, step: int | None = None) -> Any:
+    """The parameters of the train state at `step` (default latest), as saved (numpy leaves)."""
+    step = self._step_or_latest(step)
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    except Exception as error:
+      raise CheckpointError(f"Could not read the parameters at step {step} in {self.directory}: {error}.") from error
+    return restored.state["params"]
+
   def _restore_json(self, item: str, step: int | None) -> dict[str, Any]:
     step = self._step_or_latest(step)
     try:

@@ -5,10 +5,12 @@ permutation drawn from the seed and the epoch number, so resuming from a checkpo
 needs no iterator state. Batches are assembled on a background thread.
 """
 
+import dataclasses
 import importlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,8 +23,12 @@ Batch = dict[str, np.ndarray]
 
 BUILDERS = {
     "pendulum": "data_pipelines.pendulum.pendulum:Pendulum",
+    "sprites": "data_pipelines.sprites.sprites:Sprites",
+    "moving_mnist": "data_pipelines.moving_mnist.moving_mnist:MovingMnist",
+    "mug": "data_pipelines.mug.mug:Mug",
 }
 VIDEO_KEY = "video"
+IDENTITY_KEYS = {"pendulum": "colour", "sprites": "character", "moving_mnist": "identity", "mug": "subject"}
 
 
 class DataError(ValueError):
@@ -111,6 +117,56 @@ def batch_indices(seed: int, step: int, batch_size: int, size: int) -> np.ndarra
   return epoch_permutation(seed, epoch, size)[position * batch_size : (position + 1) * batch_size]
 
 
+def identity_labels(source, dataset_name: str) -> np.ndarray:
+  """The identity label [N] of every example of a split (colour, character, subject, digits)."""
+  if dataset_name not in IDENTITY_KEYS:
+    raise DataError(f"Dataset {dataset_name} has no identity label for identity groups; set config.data.group_size=1.")
+  key = IDENTITY_KEYS[dataset_name]
+  labels = np.empty(len(source), np.int64)
+  for start in range(0, len(source), 256):
+    examples = source.__getitems__(list(range(start, min(start + 256, len(source)))))
+    labels[start : start + len(examples)] = [example[key] for example in examples]
+  return labels
+
+
+def group_members(identities: np.ndarray, anchors: np.ndarray, group_size: int, rng: np.random.Generator) -> np.ndarray:
+  """[B, G] example indices: each anchor, then G - 1 other examples of its identity."""
+  groups = np.empty((anchors.size, group_size), np.int64)
+  for row, anchor in enumerate(anchors):
+    others = np.flatnonzero(identities == identities[anchor])
+    others = others[others != anchor]
+    if others.size == 0:
+      others = np.array([anchor])
+    chosen = rng.choice(others, group_size - 1, replace=others.size < group_size - 1)
+    groups[row] = [anchor, *chosen]
+  return groups
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSpec:
+  """What a training batch holds: batch_size elements, each group_size clips of num_frames."""
+
+  batch_size: int
+  num_frames: int
+  image_size: int | None = None
+  group_size: int = 1  # clips of one identity per element, concatenated in time
+  random_crop: bool = True  # a random window of num_frames where clips are longer
+
+
+def batch_plan(spec: BatchSpec, seed: int, step: int, size: int, identities: np.ndarray | None = None):
+  """The examples [B, G] and crop positions in [0, 1) [B, G] of the batch at a step."""
+  anchors = batch_indices(seed, step, spec.batch_size, size)
+  rng = np.random.default_rng([seed, step, 1])
+  if spec.group_size == 1:
+    members = anchors[:, None]
+  elif identities is None:
+    raise DataError("Identity groups need the identity labels of the split (data.identity_labels).")
+  else:
+    members = group_members(identities, anchors, spec.group_size, rng)
+  crops = rng.random(members.shape) if spec.random_crop else np.zeros(members.shape)
+  return members, crops
+
+
 def downsample(videos: np.ndarray, image_size: int | None) -> np.ndarray:
   """Mean-pools uint8 videos [..., H, W, C] to image_size x image_size (None: unchanged)."""
   height, width = videos.shape[-3:-1]
@@ -126,16 +182,40 @@ def downsample(videos: np.ndarray, image_size: int | None) -> np.ndarray:
   return np.round(blocks.mean(axis=(-4, -2))).astype(np.uint8)
 
 
-def batch_at_step(source, seed: int, step: int, batch_size: int, num_frames: int, image_size: int | None = None) -> Batch:
+def batch_at_step(source, spec: BatchSpec, seed: int, step: int, identities: np.ndarray | None = None) -> Batch:
   """The training batch of a step, read directly (what BatchIterator yields at that step)."""
-  return read_batch(source, batch_indices(seed, step, batch_size, len(source)), num_frames, image_size)
+  members, crops = batch_plan(spec, seed, step, len(source), identities)
+  return read_batch(source, members, spec.num_frames, spec.image_size, crops)
 
 
-def read_batch(source, indices: np.ndarray, num_frames: int, image_size: int | None = None) -> Batch:
-  """Reads examples into a batch: the first num_frames frames, at image_size (None: native)."""
-  examples = source.__getitems__([int(i) for i in indices])
-  batch = {key: np.stack([example[key] for example in examples]) for key in examples[0]}
-  batch[VIDEO_KEY] = downsample(batch[VIDEO_KEY][:, :num_frames], image_size)
+def read_batch(
+    source, members: np.ndarray, num_frames: int, image_size: int | None = None, crops: np.ndarray | None = None
+) -> Batch:
+  """Reads examples [B] or groups [B, G] into a batch; a group's clips are concatenated in time.
+
+  Each clip is the window of num_frames starting at crop * (length - num_frames + 1)
+  (crops None: the first frames), at image_size (None: native). Labels keep the group
+  axis ([B, G]) when members has one.
+  """
+  grouped = members.ndim == 2
+  members = members.reshape(len(members), -1)  # [B, G]
+  crops = np.zeros(members.shape) if crops is None else crops.reshape(members.shape)
+  examples = source.__getitems__([int(i) for i in members.ravel()])
+  length = examples[0][VIDEO_KEY].shape[0]
+  if num_frames > length:
+    raise DataError(f"config.data.num_frames={num_frames} but the clips have {length} frames; lower num_frames.")
+  starts = np.floor(crops.ravel() * (length - num_frames + 1)).astype(int)
+  clips = [example[VIDEO_KEY][start : start + num_frames] for example, start in zip(examples, starts)]
+  videos = np.stack(clips).reshape(*members.shape, num_frames, *clips[0].shape[1:])  # [B, G, T, H, W, C]
+  batch = {
+      key: np.stack([example[key] for example in examples]).reshape(*members.shape, *np.shape(examples[0][key]))
+      for key in examples[0]
+      if key != VIDEO_KEY
+  }
+  if not grouped:
+    batch = {key: value[:, 0] for key, value in batch.items()}
+  videos = videos.reshape(len(members), -1, *videos.shape[3:])  # [B, G * T, H, W, C]
+  batch[VIDEO_KEY] = downsample(videos, image_size)
   return batch
 
 
@@ -145,22 +225,22 @@ class BatchIterator(Iterator[Batch]):
   def __init__(
       self,
       source,
-      batch_size: int,
-      num_frames: int,
+      spec: BatchSpec,
       seed: int,
       start_step: int = 0,
-      image_size: int | None = None,
+      identities: np.ndarray | None = None,
       process_index: int = 0,
       process_count: int = 1,
       prefetch: int = 4,
   ):
-    """`batch_size` is per process; each process reads its slice of the global batch."""
-    self._source, self._batch_size, self._num_frames = source, batch_size, num_frames
-    self._image_size = image_size
-    self._process_index, self._process_count = process_index, process_count
+    """spec.batch_size is per process; each process reads its slice of the global batch."""
+    self._source, self._spec, self._identities = source, spec, identities
+    self._global_spec = dataclasses.replace(spec, batch_size=spec.batch_size * process_count)
+    self._mine = slice(process_index * spec.batch_size, (process_index + 1) * spec.batch_size)
     self._seed, self._step = seed, start_step
     self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
     self._stop = threading.Event()
+    self.wait_seconds = 0.0  # time next() spent waiting for the reader thread
     self._thread = threading.Thread(target=self._produce, daemon=True)
     self._thread.start()
 
@@ -168,10 +248,11 @@ class BatchIterator(Iterator[Batch]):
     step = self._step
     while not self._stop.is_set():
       try:
-        global_size = self._batch_size * self._process_count
-        indices = batch_indices(self._seed, step, global_size, len(self._source))
-        mine = slice(self._process_index * self._batch_size, (self._process_index + 1) * self._batch_size)
-        item = read_batch(self._source, indices[mine], self._num_frames, self._image_size)
+        members, crops = batch_plan(self._global_spec, self._seed, step, len(self._source), self._identities)
+        if self._spec.group_size == 1:
+          members, crops = members[:, 0], crops[:, 0]
+        spec = self._spec
+        item = read_batch(self._source, members[self._mine], spec.num_frames, spec.image_size, crops[self._mine])
       except Exception as error:  # handed to the consumer, which re-raises it
         item = error
       while not self._stop.is_set():
@@ -185,7 +266,9 @@ class BatchIterator(Iterator[Batch]):
       step += 1
 
   def __next__(self) -> Batch:
+    started = time.perf_counter()
     item = self._queue.get()
+    self.wait_seconds += time.perf_counter() - started
     if isinstance(item, Exception):
       raise item
     return item
@@ -197,6 +280,6 @@ class BatchIterator(Iterator[Batch]):
 
 
 def first_examples(source, count: int, num_frames: int, image_size: int | None = None) -> Batch:
-  """The first `count` examples of a split, as a batch (for fixed visualisation sets)."""
+  """The first frames of the first `count` examples of a split (fixed visualisation sets)."""
   return read_batch(source, np.arange(min(count, len(source))), num_frames, image_size)
 

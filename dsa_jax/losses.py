@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from dsa_jax.models.dsa import DSAOutput
+from dsa_jax.models.vdsm import PretrainOutput, SequenceOutput
+from dsa_jax.schedules import Weights
 
 Metrics = dict[str, jax.Array]
 
@@ -50,3 +52,37 @@ def dsa_loss(output: DSAOutput, weights: DSAWeights, step: jax.Array = 0) -> tup
   }
   means = {name: jnp.mean(value) for name, value in metrics.items()}
   return jnp.mean(loss), {**means, "kl_weight": scale}
+
+
+def vdsm_pretrain_loss(output: PretrainOutput, weights: Weights) -> tuple[jax.Array, Metrics]:
+  """Batch-mean of Eq. 7: -log p(x|z,s) + lambda_z sum_t KL_z_t + lambda_s KL_s, with metrics."""
+  reconstruction = -output.log_likelihood  # [B]
+  kl_z = output.kl_z.sum(axis=-1)  # [B]
+  loss = reconstruction + weights.lambda_z * kl_z + weights.lambda_s * output.kl_s  # [B]
+  metrics = {
+      "loss": loss,
+      "elbo": output.log_likelihood - kl_z - output.kl_s,
+      "reconstruction": reconstruction,
+      "kl_z": kl_z,
+      "kl_s": output.kl_s,
+  }
+  means = {name: jnp.mean(value) for name, value in metrics.items()}
+  return jnp.mean(loss), {**means, "lambda_z": weights.lambda_z, "lambda_s": weights.lambda_s, "tau": weights.tau}
+
+
+def vdsm_sequence_loss(output: SequenceOutput, weights: Weights) -> tuple[jax.Array, Metrics]:
+  """Batch-mean of Eq. 4: -log p(x|z,s) + lambda_d KL_d + lambda_s KL_s + lambda_z sum_t KL_z_t."""
+  reconstruction = -output.log_likelihood  # [B]
+  kl_z = output.kl_z.sum(axis=-1)  # [B]
+  loss = reconstruction + weights.lambda_d * output.kl_d + weights.lambda_s * output.kl_s + weights.lambda_z * kl_z
+  metrics = {
+      "loss": loss,
+      "elbo": output.log_likelihood - output.kl_d - output.kl_s - kl_z,
+      "reconstruction": reconstruction,
+      "kl_z": kl_z,
+      "kl_s": output.kl_s,
+      "kl_d": output.kl_d,
+  }
+  means = {name: jnp.mean(value) for name, value in metrics.items()}
+  named_weights = {"lambda_z": weights.lambda_z, "lambda_s": weights.lambda_s, "lambda_d": weights.lambda_d, "tau": weights.tau}
+  return jnp.mean(loss), {**means, **named_weights}

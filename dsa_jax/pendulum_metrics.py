@@ -74,3 +74,41 @@ def swap_statistics(swapped: np.ndarray, static_source: np.ndarray, dynamic_sour
       "swing_correlation_with_dynamic_source": float(np.mean(angle_agreement(swapped_angles, bob_angles(dynamic_source)))),
       "swing_correlation_with_static_source": float(np.mean(angle_agreement(swapped_angles, bob_angles(static_source)))),
   }
+
+
+SPEED_BOUNDARY_PERIOD = float(np.sqrt(np.prod(list(pendulum.SMALL_ANGLE_PERIOD_FRAMES.values()))))
+
+
+def swing_period(angles: np.ndarray) -> np.ndarray:
+  """Dominant period in frames [N] of angle series [N, T]: the peak of the detrended spectrum."""
+  detrended = angles - angles.mean(axis=1, keepdims=True)
+  padded_length = max(512, 8 * angles.shape[1])
+  spectrum = np.abs(np.fft.rfft(detrended * np.hanning(angles.shape[1]), n=padded_length, axis=1))
+  frequencies = np.fft.rfftfreq(padded_length)
+  usable = (frequencies >= 1.0 / (2.0 * angles.shape[1])) & (frequencies <= 0.25)  # periods 4 frames .. 2T
+  best = np.argmax(np.where(usable, spectrum, -np.inf), axis=1)
+  return 1.0 / frequencies[best]
+
+
+def swing_speed(videos: np.ndarray) -> np.ndarray:
+  """Speed class [N] (index into pendulum.SPEEDS) from each video's swing period."""
+  fast = swing_period(bob_angles(videos)) < SPEED_BOUNDARY_PERIOD
+  return np.where(fast, pendulum.SPEEDS.index("fast"), pendulum.SPEEDS.index("slow"))
+
+
+def transfer_statistics(
+    transferred: np.ndarray, identity_colour: np.ndarray, action_speed: np.ndarray,
+    identity_speed: np.ndarray, action_colour: np.ndarray,
+) -> dict[str, float]:
+  """Over identity/action source pairs that differ in colour and speed: how often the
+  transferred video [N, T, H, W, 3] shows the identity source's colour and the action
+  source's speed (and, as chance checks, the other source's)."""
+  colour, speed = bob_colour(transferred), swing_speed(transferred)
+  differ = (identity_colour != action_colour) & (identity_speed != action_speed)
+  return {
+      "pairs": int(differ.sum()),
+      "colour_follows_identity_source": float(np.mean(colour[differ] == identity_colour[differ])),
+      "colour_follows_action_source": float(np.mean(colour[differ] == action_colour[differ])),
+      "speed_follows_action_source": float(np.mean(speed[differ] == action_speed[differ])),
+      "speed_follows_identity_source": float(np.mean(speed[differ] == identity_speed[differ])),
+  }

@@ -5,6 +5,7 @@ in `dsa_jax.train` never branches on the model.
 """
 
 import dataclasses
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -14,8 +15,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from dsa_jax import data, losses, pendulum_metrics, sampling, visualize
-from dsa_jax.models import dsa
+from dsa_jax import checkpointing, data, losses, pendulum_metrics, sampling, schedules, vdsm_sampling, visualize
+from dsa_jax.models import dsa, vdsm
 
 Params = Any
 Batch = dict[str, jax.Array]
@@ -37,6 +38,11 @@ class Task:
   write_samples: Callable[[Params, np.ndarray, jax.Array, str], list[str]]
   # (params, float test videos, key) -> named scores of the trained model; None if none apply
   evaluate: Callable[[Params, np.ndarray, jax.Array], dict[str, float]] | None = None
+  group_size: int = 1  # clips of one identity per batch element (data.BatchSpec.group_size)
+  # params -> pytree of "trained" / "frozen" labels for the optimizer; None: all trained
+  trainable: Callable[[Params], Any] | None = None
+  # () -> starting params read from elsewhere (e.g. a pretraining run); None: init_params
+  load_params: Callable[[], Params] | None = None
 
 
 def dsa_model_config(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> dsa.DSAConfig:
@@ -78,7 +84,117 @@ def dsa_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int
   return Task("dsa", model, init_params, loss_fn, summary_images, write_samples, evaluate)
 
 
-TASKS = {"dsa": dsa_task}
+VDSM_STAGES = ("pretrain", "sequence")
+# Stage 2 trains everything new plus the layers that parameterise s and z_t; frozen:
+VDSM_FROZEN_IN_SEQUENCE = ("encoder", "decoder", "identity_head/hidden")
+
+
+def vdsm_model_config(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> vdsm.VDSMConfig:
+  """The typed VDSM architecture from config.vdsm and the dataset's frame shape."""
+  fields = {name: value for name, value in config.vdsm.to_dict().items() if name != "group_size"}
+  fields["encoder_channels"] = tuple(fields["encoder_channels"])
+  fields["decoder_channels"] = tuple(fields["decoder_channels"])
+  return vdsm.VDSMConfig(image_shape=tuple(image_shape), **fields)
+
+
+def vdsm_labels(params: Params, stage: str) -> Params:
+  """"trained" / "frozen" per parameter leaf for a VDSM stage."""
+  def label(path, _):
+    name = "/".join(str(getattr(key, "key", key)) for key in path)
+    if stage == "pretrain":
+      return "frozen" if name.split("/")[0] in ("seq2seq", "combiner", "transition") else "trained"
+    return "frozen" if any(name == prefix or name.startswith(prefix + "/") for prefix in VDSM_FROZEN_IN_SEQUENCE) else "trained"
+
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def frozen_as_constants(params: Params, labels: Params) -> Params:
+  """params with frozen leaves behind stop_gradient, so no gradient is computed for them."""
+  return jax.tree.map(lambda value, label: jax.lax.stop_gradient(value) if label == "frozen" else value, params, labels)
+
+
+def restore_pretrained_params(workdir: str | None) -> Params:
+  """The params of the latest pretraining checkpoint in workdir (a `pretrain` run or its parent)."""
+  if workdir is None:
+    raise checkpointing.CheckpointError("The VDSM sequence stage needs config.init_from: a workdir with a pretraining run.")
+  candidates = [os.path.join(workdir, "pretrain"), workdir]
+  for directory in candidates:
+    if not os.path.isdir(checkpointing.checkpoint_dir(directory)):
+      continue
+    checkpointer = checkpointing.Checkpointer(checkpointing.checkpoint_dir(directory), 1, read_only=True)
+    step = checkpointer.latest_step()
+    if step is not None and checkpointer.restore_config(step).stage == "pretrain":
+      return jax.tree.map(jax.numpy.asarray, checkpointer.restore_params(step))
+  raise checkpointing.CheckpointError(
+      f"No VDSM pretraining checkpoint in {' or '.join(candidates)}. Run config.stage=pretrain first, or set "
+      "config.init_from to the workdir of a finished pretraining run."
+  )
+
+
+def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
+  """One VDSM stage (config.stage "pretrain" or "sequence") with its schedules and frozen parts."""
+  stage = config.stage
+  if stage not in VDSM_STAGES:
+    raise ValueError(f"A VDSM task needs config.stage in {VDSM_STAGES}; got {stage!r}.")
+  model = vdsm.VDSM(vdsm_model_config(config, image_shape))
+  stage_config = config.vdsm_pretrain if stage == "pretrain" else config.vdsm_sequence
+  weights_at = schedules.pretrain_weights if stage == "pretrain" else schedules.sequence_weights
+  train_frames = config.data.num_frames
+  horizon = config.sample.num_frames or train_frames
+  final_tau = float(weights_at(10**9, stage_config).tau)
+
+  def init_params(key, videos):
+    videos = data.to_unit_interval(videos)
+    params_key, sample_key = jax.random.split(key)
+    params = model.init({"params": params_key, "sample": sample_key}, videos)["params"]
+    return vdsm.with_output_bias_from_data(params, videos)
+
+  def loss_fn(params, batch, key, step):
+    weights = weights_at(step, stage_config)
+    videos = data.to_unit_interval(batch[data.VIDEO_KEY])
+    params = frozen_as_constants(params, vdsm_labels(params, stage))
+    output = model.apply({"params": params}, videos, weights.tau, rngs={"sample": key}, method=stage)
+    if stage == "pretrain":
+      return losses.vdsm_pretrain_loss(output, weights)
+    return losses.vdsm_sequence_loss(output, weights)
+
+  def summary_images(params, videos, key):
+    if stage == "pretrain":
+      reconstructions = vdsm_sampling.reconstruct_frames(model, params, videos, final_tau)
+      images = {}
+    else:
+      reconstructions = vdsm_sampling.reconstruct(model, params, videos, key, final_tau, train_frames)
+      generated = vdsm_sampling.generate(model, params, key, videos.shape[0], horizon, final_tau)
+      images = {"generation": visualize.filmstrip(np.asarray(generated))}
+    pairs = np.stack([np.asarray(videos), np.asarray(reconstructions)], axis=1)
+    return {"reconstructions": visualize.filmstrip(pairs.reshape(-1, *videos.shape[1:])), **images}
+
+  def write_samples(params, videos, key, out_dir):
+    return vdsm_sampling.write_samples(
+        model, params, videos, key, out_dir, stage=stage, tau=final_tau, train_frames=train_frames, horizon=horizon
+    )
+
+  def evaluate_pendulum_transfer(params, videos, key):
+    half = videos.shape[0] // 2
+    identities, actions = videos[:half], videos[half : 2 * half]
+    grid = np.asarray(vdsm_sampling.transfer(model, params, identities, actions, key, horizon, final_tau, train_frames))
+    flat = grid.reshape(-1, *grid.shape[2:])  # [I * A, T, H, W, C], identity-major
+    identity_colour = pendulum_metrics.bob_colour(identities).repeat(half)
+    identity_speed = pendulum_metrics.swing_speed(identities).repeat(half)
+    action_colour = np.tile(pendulum_metrics.bob_colour(actions), half)
+    action_speed = np.tile(pendulum_metrics.swing_speed(actions), half)
+    return pendulum_metrics.transfer_statistics(flat, identity_colour, action_speed, identity_speed, action_colour)
+
+  evaluate = evaluate_pendulum_transfer if config.data.name == "pendulum" and stage == "sequence" else None
+  return Task(
+      f"vdsm_{stage}", model, init_params, loss_fn, summary_images, write_samples, evaluate,
+      group_size=config.vdsm.group_size if stage == "pretrain" else 1,
+      trainable=functools.partial(vdsm_labels, stage=stage),
+      load_params=functools.partial(restore_pretrained_params, config.init_from) if stage == "sequence" else None,
+  )
+
+
+TASKS = {"dsa": dsa_task, "vdsm": vdsm_task}
 
 
 def make_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:

@@ -53,17 +53,27 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
   return {key: jax.make_array_from_process_local_data(sharding, value) for key, value in batch.items()}
 
 
-def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam with the configured learning rate, after optional global-norm clipping."""
+def make_optimizer(train_config: ml_collections.ConfigDict, trainable=None) -> optax.GradientTransformation:
+  """Adam with the configured learning rate, after optional global-norm clipping.
+
+  `trainable` (params -> "trained" / "frozen" labels) leaves frozen parameters unchanged
+  and gives them no optimizer state.
+  """
   adam = optax.adam(train_config.learning_rate)
-  if train_config.grad_clip_norm is None:
+  if train_config.grad_clip_norm is not None:
+    adam = optax.chain(optax.clip_by_global_norm(train_config.grad_clip_norm), adam)
+  if trainable is None:
     return adam
-  return optax.chain(optax.clip_by_global_norm(train_config.grad_clip_norm), adam)
+  return optax.multi_transform({"trained": adam, "frozen": optax.set_to_zero()}, trainable)
 
 
 def create_train_state(task: tasks.Task, tx: optax.GradientTransformation, videos, key) -> TrainState:
   """Fresh parameters and optimizer state at step 0."""
-  params = task.init_params(key, videos)
+  return state_from_params(task, tx, task.init_params(key, videos))
+
+
+def state_from_params(task: tasks.Task, tx: optax.GradientTransformation, params) -> TrainState:
+  """A step-0 train state around given parameters."""
   return TrainState.create(apply_fn=task.model.apply, params=params, tx=tx)
 
 
@@ -212,6 +222,13 @@ def _load_data(config: ml_collections.ConfigDict) -> _Data:
   )
 
 
+def batch_spec(config: ml_collections.ConfigDict, task: tasks.Task, batch_size: int) -> data.BatchSpec:
+  """The shape of the task's training batches."""
+  return data.BatchSpec(
+      batch_size, config.data.num_frames, config.data.image_size, task.group_size, config.data.random_crop
+  )
+
+
 def _check_batch_size(batch_size: int, mesh: Mesh) -> int:
   """The per-process batch size; the global one must split evenly over devices."""
   if batch_size % mesh.size:
@@ -222,16 +239,58 @@ def _check_batch_size(batch_size: int, mesh: Mesh) -> int:
   return batch_size // jax.process_count()
 
 
+def stages(config: ml_collections.ConfigDict) -> tuple[str | None, ...]:
+  """The training stages config.stage asks for (None: the model has a single stage)."""
+  if config.model != "vdsm":
+    return (None,)
+  if config.stage == "both":
+    return tasks.VDSM_STAGES
+  if config.stage not in tasks.VDSM_STAGES:
+    raise ValueError(f"config.stage must be 'both' or one of {tasks.VDSM_STAGES}; got {config.stage!r}.")
+  return (config.stage,)
+
+
+def stage_config(config: ml_collections.ConfigDict, stage: str | None, workdir: str) -> ml_collections.ConfigDict:
+  """config for one stage: its train.num_steps / batch_size / learning_rate, and where stage 2 starts from."""
+  if stage is None:
+    return config
+  staged = ml_collections.ConfigDict(config.to_dict())
+  settings = staged.vdsm_pretrain if stage == "pretrain" else staged.vdsm_sequence
+  staged.stage = stage
+  staged.train.num_steps = settings.num_epochs * settings.steps_per_epoch
+  staged.train.batch_size = settings.batch_size
+  staged.train.learning_rate = settings.learning_rate
+  if stage == "sequence" and staged.init_from is None:
+    staged.init_from = workdir
+  staged.lock()
+  return staged
+
+
+def stage_dir(workdir: str, stage: str | None) -> str:
+  """Where a stage keeps its checkpoints, metrics, TensorBoard files and samples."""
+  return workdir if stage is None else os.path.join(workdir, stage)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Trains config.model on config.data in workdir, resuming from its latest checkpoint."""
+  """Trains config.model on config.data in workdir, stage by stage, resuming where it stopped."""
   workdir = os.path.abspath(os.path.expanduser(workdir))
+  state = None
+  for stage in stages(config):
+    if stage is not None:
+      print(f"VDSM stage: {stage}")
+    state = train_stage(stage_config(config, stage, workdir), stage_dir(workdir, stage))
+  return state
+
+
+def train_stage(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains one stage in workdir, resuming from its latest checkpoint; writes samples at the end."""
   os.makedirs(workdir, exist_ok=True)
   mesh = make_mesh()
   local_batch_size = _check_batch_size(config.train.batch_size, mesh)
   dataset = _load_data(config)
   image_shape = dataset.video_shape[1:]
   task = tasks.make_task(config, image_shape)
-  tx = make_optimizer(config.train)
+  tx = make_optimizer(config.train, task.trainable)
   root_key = jax.random.key(config.seed)
   init_key, train_key, visual_key = (jax.random.fold_in(root_key, i) for i in range(3))
   state_sharding = replicated(mesh)
@@ -240,13 +299,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       checkpointing.checkpoint_dir(workdir), config.train.checkpoint_every, config.train.max_checkpoints
   )
   start_step = checkpointer.latest_step()
+  identities = data.identity_labels(dataset.train, config.data.name) if task.group_size > 1 else None
   if start_step is None:
     start_step = 0
-    first = data.batch_at_step(
-        dataset.train, config.seed, 0, config.train.batch_size, config.data.num_frames, config.data.image_size
-    )
-    init = jax.jit(functools.partial(create_train_state, task, tx), out_shardings=state_sharding)
-    state = init(first[data.VIDEO_KEY], init_key)
+    first = data.batch_at_step(dataset.train, batch_spec(config, task, config.train.batch_size), config.seed, 0, identities)
+    if task.load_params is None:
+      init = jax.jit(functools.partial(create_train_state, task, tx), out_shardings=state_sharding)
+      state = init(first[data.VIDEO_KEY], init_key)
+    else:
+      init = jax.jit(functools.partial(state_from_params, task, tx), out_shardings=state_sharding)
+      state = init(task.load_params())
   else:
     check_resumable(checkpointer.restore_config(start_step), config, checkpointer.directory)
     state = checkpointer.restore_state(abstract_state(task, tx, dataset.video_shape, state_sharding))
@@ -254,9 +316,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   metadata = {"image_shape": list(image_shape)}
 
   num_steps = config.train.num_steps
+  spec = batch_spec(config, task, local_batch_size)
   batches = data.BatchIterator(
-      dataset.train, local_batch_size, config.data.num_frames, config.seed, start_step=start_step,
-      image_size=config.data.image_size, process_index=jax.process_index(), process_count=jax.process_count(),
+      dataset.train, spec, config.seed, start_step=start_step, identities=identities,
+      process_index=jax.process_index(), process_count=jax.process_count(),
   )
   writer = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
   step_fn = jax.jit(
@@ -269,7 +332,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   try:
     for step in range(start_step, num_steps):
       host_batch = next(batches)
-      data.check_video_batch(host_batch[data.VIDEO_KEY], config.data.num_frames, image_shape)
+      data.check_video_batch(host_batch[data.VIDEO_KEY], spec.num_frames * spec.group_size, image_shape)
       batch = shard_batch(host_batch, mesh)
       if step == start_step:
         compile_started = time.perf_counter()
@@ -323,8 +386,21 @@ class RestoredRun(NamedTuple):
   step: int
 
 
+def run_dir(workdir: str) -> str:
+  """workdir, or for a multi-stage run its latest stage's folder that holds checkpoints."""
+  for stage in reversed(tasks.VDSM_STAGES):
+    directory = os.path.join(workdir, stage)
+    if not os.path.isdir(checkpointing.checkpoint_dir(workdir)) and os.path.isdir(checkpointing.checkpoint_dir(directory)):
+      return directory
+  return workdir
+
+
 def restore_run(workdir: str, step: int | None = None) -> RestoredRun:
-  """The config, task (with its model) and params of a workdir's checkpoint (default latest)."""
+  """The config, task (with its model) and params of a workdir's checkpoint (default latest).
+
+  For a VDSM run trained with stage "both", the latest stage's checkpoint is read.
+  """
+  workdir = run_dir(os.path.abspath(os.path.expanduser(workdir)))
   checkpointer = checkpointing.Checkpointer(
       checkpointing.checkpoint_dir(workdir), save_every=1, read_only=True
   )
@@ -334,6 +410,7 @@ def restore_run(workdir: str, step: int | None = None) -> RestoredRun:
   task = tasks.make_task(config, tuple(metadata["image_shape"]))
   video_shape = (config.data.num_frames, *metadata["image_shape"])
   sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  state = checkpointer.restore_state(abstract_state(task, make_optimizer(config.train), video_shape, sharding), step)
+  tx = make_optimizer(config.train, task.trainable)
+  state = checkpointer.restore_state(abstract_state(task, tx, video_shape, sharding), step)
   checkpointer.close()
   return RestoredRun(config, task, state.params, int(step))

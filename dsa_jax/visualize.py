@@ -14,12 +14,21 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
   return np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8)
 
 
+def to_rgb(frames: np.ndarray) -> np.ndarray:
+  """Frames [..., H, W, 1] (grey) or [..., H, W, 3] -> [..., H, W, 3]."""
+  if frames.shape[-1] == 1:
+    return np.repeat(frames, 3, axis=-1)
+  if frames.shape[-1] != 3:
+    raise ValueError(f"Frames must have 1 or 3 channels; got shape {frames.shape}.")
+  return frames
+
+
 def video_grid(videos: np.ndarray, padding: int = 1, pad_value: int = 255) -> np.ndarray:
-  """[R, C, T, H, W, 3] videos -> [T, R*(H+p)+p, C*(W+p)+p, 3] frames of one grid."""
-  videos = to_uint8(videos)
-  rows, cols, time, height, width, channels = videos.shape
+  """[R, C, T, H, W, 1 or 3] videos -> [T, R*(H+p)+p, C*(W+p)+p, 3] RGB frames of one grid."""
+  videos = to_rgb(to_uint8(videos))
+  rows, cols, time, height, width, _ = videos.shape
   grid = np.full(
-      (time, rows * (height + padding) + padding, cols * (width + padding) + padding, channels),
+      (time, rows * (height + padding) + padding, cols * (width + padding) + padding, 3),
       pad_value,
       np.uint8,
   )
@@ -31,9 +40,9 @@ def video_grid(videos: np.ndarray, padding: int = 1, pad_value: int = 255) -> np
 
 
 def filmstrip(videos: np.ndarray, padding: int = 1) -> np.ndarray:
-  """[N, T, H, W, 3] videos -> one image with a row per video and a column per frame."""
+  """[N, T, H, W, 1 or 3] videos -> one RGB image with a row per video and a column per frame."""
   videos = np.asarray(videos)
-  frames_as_cells = videos[:, :, None]  # [N, T, 1, H, W, 3]: each frame a one-frame video
+  frames_as_cells = videos[:, :, None]  # [N, T, 1, H, W, C]: each frame a one-frame video
   return video_grid(frames_as_cells, padding)[0]
 
 

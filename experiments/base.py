@@ -9,7 +9,7 @@ from ml_collections import config_dict
 def get_config() -> config_dict.ConfigDict:
   """The base config, locked: overriding works, adding fields raises."""
   config = config_dict.ConfigDict()
-  config.model = "dsa"
+  config.model = "dsa"  # or "vdsm"
   config.seed = 0
 
   config.data = config_dict.ConfigDict()
@@ -17,6 +17,7 @@ def get_config() -> config_dict.ConfigDict:
   config.data.variant = config_dict.placeholder(str)  # TFDS builder config; None = default
   config.data.data_dir = config_dict.placeholder(str)  # None = $TFDS_DATA_DIR or ~/tensorflow_datasets
   config.data.manual_dir = config_dict.placeholder(str)  # source files of Sprites / MNIST / MUG
+  config.data.random_crop = True  # train on a random window of num_frames of longer clips
   config.data.num_frames = 16
   config.data.image_size = config_dict.placeholder(int)  # mean-pool frames to this size; None = native
 
@@ -31,6 +32,48 @@ def get_config() -> config_dict.ConfigDict:
   config.dsa.likelihood = "bernoulli"  # or "gaussian"
   config.dsa.gaussian_scale = 1.0
   config.dsa.posterior_init_log_scale = 0.0  # < 0 starts q(f), q(z) less noisy
+
+  config.stage = "both"  # VDSM: "pretrain", "sequence" or "both" (pretrain, then sequence)
+  config.init_from = config_dict.placeholder(str)  # VDSM sequence stage: a workdir holding a pretrain run
+
+  config.vdsm = config_dict.ConfigDict()  # supplementary Table 2 (Sprites) and SPEC
+  config.vdsm.dim_z = 30
+  config.vdsm.dim_s = 40
+  config.vdsm.dim_d = 50
+  config.vdsm.rnn_size = 512
+  config.vdsm.rnn_layers = 3
+  config.vdsm.combiner_size = 512
+  config.vdsm.transition_size = 512
+  config.vdsm.identity_hidden = 128
+  config.vdsm.encoder_channels = (32, 32, 64, 64, 256)
+  config.vdsm.decoder_channels = (512, 256, 128, 64)
+  config.vdsm.encoder_negative_slope = 0.01
+  config.vdsm.group_size = 2  # pretraining: clips of one identity per batch element
+
+  config.vdsm_pretrain = config_dict.ConfigDict()  # stage 1 (Eq. 7), supplementary Table 1 / Fig. 1
+  config.vdsm_pretrain.learning_rate = 8e-3
+  config.vdsm_pretrain.batch_size = 20
+  config.vdsm_pretrain.num_epochs = 300
+  config.vdsm_pretrain.steps_per_epoch = 50
+  config.vdsm_pretrain.lambda_z_schedule = "cosine"  # or "spline" (the public code's, dips to 0.005)
+  config.vdsm_pretrain.lambda_z_start = 30.0
+  config.vdsm_pretrain.lambda_z_end = 1.0
+  config.vdsm_pretrain.lambda_s_start = 0.1
+  config.vdsm_pretrain.lambda_s_end = 1.0
+  config.vdsm_pretrain.tau_start = 1.0
+  config.vdsm_pretrain.tau_end = 10.0
+
+  config.vdsm_sequence = config_dict.ConfigDict()  # stage 2 (Eq. 4), supplementary Table 1 / Fig. 2
+  config.vdsm_sequence.learning_rate = 1e-3
+  config.vdsm_sequence.batch_size = 20
+  config.vdsm_sequence.num_epochs = 200
+  config.vdsm_sequence.steps_per_epoch = 50
+  config.vdsm_sequence.lambda_z_start = 0.1
+  config.vdsm_sequence.lambda_z_end = 1.0
+  config.vdsm_sequence.lambda_d_start = 0.1
+  config.vdsm_sequence.lambda_d_end = 1.0
+  config.vdsm_sequence.lambda_s = 1.0
+  config.vdsm_sequence.tau = 10.0
 
   config.loss = config_dict.ConfigDict()
   config.loss.beta_f = 1.0

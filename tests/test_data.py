@@ -18,11 +18,12 @@ def test_batch_indices_are_epoch_permutations():
 
 def test_iterator_is_deterministic_and_resumes_at_any_step(data_dir):
   source = data.load_source(pendulum_config(data_dir).data, "train")
-  first = data.BatchIterator(source, batch_size=5, num_frames=4, seed=3)
-  again = data.BatchIterator(source, batch_size=5, num_frames=4, seed=3)
+  spec = data.BatchSpec(batch_size=5, num_frames=4)
+  first = data.BatchIterator(source, spec, seed=3)
+  again = data.BatchIterator(source, spec, seed=3)
   batches = [next(first) for _ in range(14)]  # crosses the epoch boundary (56 // 5 = 11)
   np.testing.assert_array_equal(next(again)["video"], batches[0]["video"])
-  resumed = data.BatchIterator(source, batch_size=5, num_frames=4, seed=3, start_step=12)
+  resumed = data.BatchIterator(source, spec, seed=3, start_step=12)
   for expected in batches[12:]:
     got = next(resumed)
     np.testing.assert_array_equal(got["video"], expected["video"])
@@ -32,10 +33,40 @@ def test_iterator_is_deterministic_and_resumes_at_any_step(data_dir):
     iterator.close()
 
 
+def test_random_crops_are_windows_of_the_clip_and_reproducible(data_dir):
+  source = data.load_source(pendulum_config(data_dir).data, "train")
+  spec = data.BatchSpec(batch_size=6, num_frames=5)
+  batch = data.batch_at_step(source, spec, seed=1, step=2)
+  members, crops = data.batch_plan(spec, 1, 2, len(source))
+  starts = np.floor(crops[:, 0] * (16 - 5 + 1)).astype(int)
+  assert len(set(starts.tolist())) > 1 and starts.min() >= 0 and starts.max() <= 11
+  for row, (index, start) in enumerate(zip(members[:, 0], starts)):
+    np.testing.assert_array_equal(batch["video"][row], source[int(index)]["video"][start : start + 5])
+  np.testing.assert_array_equal(data.batch_at_step(source, spec, seed=1, step=2)["video"], batch["video"])
+  fixed = data.batch_at_step(source, data.BatchSpec(6, 5, random_crop=False), seed=1, step=2)
+  np.testing.assert_array_equal(fixed["video"][0], source[int(members[0, 0])]["video"][:5])
+
+
+def test_identity_groups_share_the_identity_and_concatenate_in_time(data_dir):
+  source = data.load_source(pendulum_config(data_dir).data, "train")
+  identities = data.identity_labels(source, "pendulum")
+  np.testing.assert_array_equal(identities, [source[i]["colour"] for i in range(len(source))])
+  spec = data.BatchSpec(batch_size=7, num_frames=4, group_size=3)
+  iterator = data.BatchIterator(source, spec, seed=0, identities=identities)
+  for _ in range(3):
+    batch = next(iterator)
+    assert batch["video"].shape == (7, 12, 64, 64, 3) and batch["colour"].shape == (7, 3)
+    np.testing.assert_array_equal(batch["colour"], batch["colour"][:, :1].repeat(3, axis=1))
+    assert all(len(set(row)) == 3 for row in data.batch_plan(spec, 0, 0, len(source), identities)[0].tolist())
+  iterator.close()
+  with pytest.raises(data.DataError, match="identity labels"):
+    data.batch_plan(spec, 0, 0, len(source))
+
+
 def test_processes_read_disjoint_slices_of_the_global_batch(data_dir):
   source = data.load_source(pendulum_config(data_dir).data, "train")
-  whole = data.BatchIterator(source, batch_size=6, num_frames=2, seed=0)
-  halves = [data.BatchIterator(source, 3, 2, 0, process_index=i, process_count=2) for i in range(2)]
+  whole = data.BatchIterator(source, data.BatchSpec(6, 2), seed=0)
+  halves = [data.BatchIterator(source, data.BatchSpec(3, 2), 0, process_index=i, process_count=2) for i in range(2)]
   expected = next(whole)["video"]
   np.testing.assert_array_equal(np.concatenate([next(h)["video"] for h in halves]), expected)
   for iterator in (whole, *halves):

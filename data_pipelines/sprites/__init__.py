@@ -1,0 +1,1 @@
+"""Sprites (LPC characters) TFDS builder."""

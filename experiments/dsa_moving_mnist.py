@@ -1,0 +1,42 @@
+r"""DSA on Moving MNIST, rendered from the MNIST files on first use.
+
+  python -m experiments.run --config=experiments/dsa_moving_mnist.py --workdir=/tmp/dsa_mmnist
+  python -m experiments.run --config=experiments/dsa_moving_mnist.py:quick --workdir=/tmp/dsa_mmnist_quick
+
+The full config reads the `default` set (49,500 / 5,500 two-digit 16-frame videos); `quick` the
+`one_digit` set. config.data.manual_dir defaults to ../shared/data/mnist, relative to the
+directory the command runs in (the repository root); elsewhere pass
+--config.data.manual_dir=/path/to/mnist.
+"""
+
+from experiments import base
+
+
+def get_config(variant: str | None = None):
+  """DSA at the notes' sizes on whole 16-frame clips; `quick`: a small model, one digit, 16x16."""
+  config = base.get_config()
+  config.data.name = "moving_mnist"
+  config.data.variant = "default"
+  config.data.manual_dir = "../shared/data/mnist"
+  config.data.num_frames = 16
+  if variant is None:
+    return config
+  if variant != "quick":
+    raise ValueError(f"Unknown variant {variant!r} of dsa_moving_mnist.py; use none or 'quick'.")
+  config.data.variant = "one_digit"
+  config.data.num_frames = 8
+  config.data.image_size = 32
+  config.dsa.dim_f = 16
+  config.dsa.dim_z = 4
+  config.dsa.dim_h = 64
+  config.dsa.dim_hidden = 128
+  config.dsa.num_channels = 32
+  config.dsa.posterior_init_log_scale = -4.0
+  config.loss.kl_warmup_steps = 600
+  config.train.num_steps = 1000
+  config.train.batch_size = 8
+  config.train.learning_rate = 2e-3
+  config.train.log_every = 100
+  config.train.image_every = 500
+  config.train.checkpoint_every = 500
+  return config

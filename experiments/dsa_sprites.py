@@ -1,0 +1,39 @@
+r"""DSA on Sprites, composited from the LPC layer sheets on first use (about 25 s).
+
+  python -m experiments.run --config=experiments/dsa_sprites.py --workdir=/tmp/dsa_sprites
+  python -m experiments.run --config=experiments/dsa_sprites.py:quick --workdir=/tmp/dsa_sprites_quick
+
+config.data.manual_dir defaults to ../shared/data/lpc_sprites, relative to the directory the
+command runs in (the repository root); elsewhere pass
+--config.data.manual_dir=/path/to/lpc_sprites.
+"""
+
+from experiments import base
+
+
+def get_config(variant: str | None = None):
+  """DSA at the notes' sizes (batch 20 x 8 frames); `quick`: a small model on 32x32 frames."""
+  config = base.get_config()
+  config.data.name = "sprites"
+  config.data.manual_dir = "../shared/data/lpc_sprites"
+  config.data.num_frames = 8
+  config.train.batch_size = 20
+  if variant is None:
+    return config
+  if variant != "quick":
+    raise ValueError(f"Unknown variant {variant!r} of dsa_sprites.py; use none or 'quick'.")
+  config.data.image_size = 32
+  config.dsa.dim_f = 32
+  config.dsa.dim_z = 8
+  config.dsa.dim_h = 64
+  config.dsa.dim_hidden = 128
+  config.dsa.num_channels = 32
+  config.dsa.posterior_init_log_scale = -4.0
+  config.loss.kl_warmup_steps = 600
+  config.train.num_steps = 1000
+  config.train.batch_size = 8
+  config.train.learning_rate = 2e-3
+  config.train.log_every = 100
+  config.train.image_every = 500
+  config.train.checkpoint_every = 500
+  return config
