@@ -19,10 +19,10 @@ import numpy as np
 from absl import app, flags
 
 from dsa_jax import tasks, train
-from experiments import dsa_pendulum
+from experiments import dsa_pendulum, vdsm_sprites
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("cases", ["dsa_notes", "dsa_quick"], "Cases to run.")
+flags.DEFINE_list("cases", ["dsa_notes", "dsa_quick", "vdsm_pretrain", "vdsm_sequence"], "Cases to run.")
 flags.DEFINE_integer("steps", 5, "Timed steps per case.")
 flags.DEFINE_string("case", None, "Internal: run one case in this process and print JSON.")
 
@@ -40,7 +40,20 @@ def dsa_quick():
   return dsa_pendulum.get_config("quick")
 
 
-CASES = {"dsa_notes": dsa_notes, "dsa_quick": dsa_quick}
+def vdsm_sprites_stage(stage: str):
+  """VDSM at the Sprites settings of the authors' timing: batch 20 x 8 frames, kz 30, ks 40, kd 50, RNNs 3 x 512."""
+  config = train.stage_config(vdsm_sprites.get_config(), stage, "/unused")
+  with config.unlocked():
+    config.train.batch_size = 20
+  return config
+
+
+CASES = {
+    "dsa_notes": dsa_notes,
+    "dsa_quick": dsa_quick,
+    "vdsm_pretrain": lambda: vdsm_sprites_stage("pretrain"),
+    "vdsm_sequence": lambda: vdsm_sprites_stage("sequence"),
+}
 
 
 def measure(name: str, steps: int) -> dict:
@@ -49,7 +62,7 @@ def measure(name: str, steps: int) -> dict:
   image_size = config.data.image_size or 64
   image_shape = (image_size, image_size, 3)
   task = tasks.make_task(config, image_shape)
-  tx = train.make_optimizer(config.train)
+  tx = train.make_optimizer(config.train, task.trainable)
   mesh = train.make_mesh()
   batch_size, num_frames = config.train.batch_size, config.data.num_frames
   videos = np.random.default_rng(0).integers(0, 256, (batch_size, num_frames, *image_shape), np.uint8)

@@ -1,4 +1,4 @@
-r"""DSA on Sprites, composited from the LPC layer sheets on first use (about 25 s).
+r"""DSA on Sprites, composited from the LPC layer sheets on first use (about 20 s).
 
   python -m experiments.run --config=experiments/dsa_sprites.py --workdir=/tmp/dsa_sprites
   python -m experiments.run --config=experiments/dsa_sprites.py:quick --workdir=/tmp/dsa_sprites_quick
@@ -12,7 +12,7 @@ from experiments import base
 
 
 def get_config(variant: str | None = None):
-  """DSA at the notes' sizes (batch 20 x 8 frames); `quick`: a small model on 32x32 frames."""
+  """DSA at the notes' sizes (20 x 8 frames); `quick`: a small model on 32x32 frames, ~4 min on 2 CPUs."""
   config = base.get_config()
   config.data.name = "sprites"
   config.data.manual_dir = "../shared/data/lpc_sprites"

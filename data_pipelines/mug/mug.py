@@ -163,6 +163,10 @@ class Mug(tfds.core.GeneratorBasedBuilder):
       MugConfig(
           name="default", description="16-frame clips at half frame rate, 15% of subjects in test."
       ),
+      MugConfig(
+          name="clips20", description="20-frame clips (VDSM's MUG sequence length), otherwise as default.",
+          num_frames=20,
+      ),
   ]
 
   def _info(self) -> tfds.core.DatasetInfo:

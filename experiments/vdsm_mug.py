@@ -1,0 +1,60 @@
+r"""VDSM on MUG facial expressions (licensed: read from config.data.manual_dir, never downloaded).
+
+  python -m experiments.run --config=experiments/vdsm_mug.py --config.data.manual_dir=/path/to/MUG --workdir=/tmp/vdsm_mug
+  python -m experiments.run --config=experiments/vdsm_mug.py:quick --config.data.manual_dir=/path/to/MUG --workdir=...
+
+Without a MUG folder the run stops with the download instructions. The quick variant also
+runs on the fake MUG tree of `data_pipelines/mug/fake.py` (as the tests do):
+  python -c "from data_pipelines.mug import fake; fake.write_fake_mug_tree('/tmp/fake_mug')"
+"""
+
+from experiments import base
+
+
+def get_config(variant: str | None = None):
+  """Supplementary Tables 1-2 for MUG; `quick`: both stages in minutes on 2 CPU cores."""
+  config = base.get_config()
+  config.model = "vdsm"
+  config.data.name = "mug"
+  config.data.variant = "clips20"
+  config.data.num_frames = 20
+  config.vdsm.dim_s = 15
+  config.vdsm_pretrain.learning_rate = 1e-3
+  config.vdsm_pretrain.batch_size = 20
+  config.vdsm_pretrain.num_epochs = 250
+  config.vdsm_sequence.learning_rate = 1e-3
+  config.vdsm_sequence.batch_size = 20
+  config.vdsm_sequence.num_epochs = 200
+  config.train.log_every = 50
+  config.train.image_every = 500
+  config.train.checkpoint_every = 500
+  config.sample.num_frames = 40
+  if variant is None:
+    return config
+  if variant != "quick":
+    raise ValueError(f"Unknown variant {variant!r} of vdsm_mug.py; use none or 'quick'.")
+  config.data.variant = "default"
+  config.data.num_frames = 8
+  config.data.image_size = 16
+  config.vdsm.dim_s = 6
+  config.vdsm.dim_z = 8
+  config.vdsm.dim_d = 8
+  config.vdsm.rnn_size = 64
+  config.vdsm.rnn_layers = 1
+  config.vdsm.combiner_size = 64
+  config.vdsm.transition_size = 64
+  config.vdsm.identity_hidden = 32
+  config.vdsm.encoder_channels = (16, 32, 64)
+  config.vdsm.decoder_channels = (64, 32)
+  config.vdsm_pretrain.learning_rate = 2e-3
+  config.vdsm_pretrain.batch_size = 8
+  config.vdsm_pretrain.num_epochs = 6
+  config.vdsm_sequence.batch_size = 8
+  config.vdsm_sequence.num_epochs = 6
+  config.sample.num_videos = 4
+  config.sample.num_evaluation_videos = 4
+  config.sample.num_frames = 16
+  config.train.log_every = 100
+  config.train.image_every = 300
+  config.train.checkpoint_every = 150
+  return config

@@ -1,0 +1,79 @@
+"""The Sprites and Moving MNIST configs: locked, clear about missing data, and they train."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from data_pipelines.manual_data import ManualDataError
+from dsa_jax import checkpointing, data, tasks, train
+from experiments import dsa_moving_mnist, dsa_sprites
+from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = {"dsa_sprites.py": dsa_sprites, "dsa_moving_mnist.py": dsa_moving_mnist}
+SAMPLE_FILES = ["prior.gif", "prior.png", "reconstructions.png", "swap.png", "swap_matrix.gif"]
+
+
+@pytest.mark.parametrize("variant", [None, "quick"])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_config_loads_and_is_locked(name, variant):
+  config = CONFIGS[name].get_config(variant)
+  assert config.data.manual_dir.startswith("../shared/data/")
+  with pytest.raises(AttributeError, match="manual_dri"):
+    config.data.manual_dri = "/tmp"
+  with pytest.raises(AttributeError, match="num_stpes"):
+    config.train.num_stpes = 3
+
+
+def test_full_configs_use_the_papers_clip_lengths_and_batch():
+  sprites, mnist = dsa_sprites.get_config(), dsa_moving_mnist.get_config()
+  assert (sprites.data.num_frames, sprites.train.batch_size, sprites.data.image_size) == (8, 20, None)
+  assert (mnist.data.num_frames, mnist.train.batch_size, mnist.data.variant) == (16, 20, "default")
+
+
+@pytest.mark.parametrize("variant", [None, "quick"])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_missing_manual_dir_raises_manual_data_error_naming_it(name, variant, tmp_path):
+  config = CONFIGS[name].get_config(variant)
+  config.data.data_dir = str(tmp_path)
+  config.data.manual_dir = str(tmp_path / "not_here")
+  with pytest.raises(ManualDataError, match="not_here") as raised:
+    data.load_source(config.data, "train")
+  assert "manual_dir" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "name, instructions", [("dsa_sprites.py", "YingzhenLi/Sprites"), ("dsa_moving_mnist.py", "exdb/mnist")]
+)
+def test_command_line_with_a_missing_manual_dir_prints_the_instructions(name, instructions, tmp_path):
+  result = subprocess.run(
+      [
+          sys.executable, "-m", "experiments.run", f"--config=experiments/{name}:quick",
+          f"--workdir={tmp_path / 'run'}", f"--config.data.data_dir={tmp_path}",
+          "--config.data.manual_dir=/nonexistent",
+      ],
+      cwd=REPO, capture_output=True, text=True, timeout=120,
+  )
+  assert result.returncode != 0
+  error = result.stderr.splitlines()
+  message = "\n".join(error[next(i for i, line in enumerate(error) if "ManualDataError: " in line) :])
+  assert "/nonexistent" in message and instructions in message, message
+
+
+def test_quick_sprites_run_writes_a_checkpoint_and_samples(built, tmp_path):  # noqa: F811
+  config = dsa_sprites.get_config("quick")
+  config.data.data_dir = os.path.dirname(os.path.dirname(os.path.dirname(built.data_dir)))
+  config.train.num_steps = 4
+  config.train.batch_size = 2
+  config.train.log_every = 2
+  config.sample.num_videos = 4
+  config.sample.num_evaluation_videos = 4
+  workdir = str(tmp_path / "run")
+  state = train.train_and_evaluate(config, workdir)
+  assert int(state.step) == 4
+  checkpointer = checkpointing.Checkpointer(checkpointing.checkpoint_dir(workdir), 1, read_only=True)
+  assert checkpointer.all_steps() == [4]
+  assert sorted(os.listdir(tasks.sample_dir(workdir, 4))) == SAMPLE_FILES
+  assert sorted(train.read_metrics(workdir)) == [2, 4]
