@@ -179,7 +179,11 @@ def downsample(videos: np.ndarray, image_size: int | None) -> np.ndarray:
     )
   factor = height // image_size
   blocks = videos.reshape(*videos.shape[:-3], image_size, factor, image_size, factor, videos.shape[-1])
-  return np.round(blocks.mean(axis=(-4, -2))).astype(np.uint8)
+  sums = blocks.sum(axis=(-4, -2), dtype=np.uint32)  # integer sums: ~8x faster than a float mean
+  count = factor * factor
+  quotient, remainder = np.divmod(sums, count)
+  round_up = (2 * remainder > count) | ((2 * remainder == count) & (quotient % 2 == 1))  # half to even
+  return (quotient + round_up).astype(np.uint8)
 
 
 def batch_at_step(source, spec: BatchSpec, seed: int, step: int, identities: np.ndarray | None = None) -> Batch:

@@ -1,4 +1,5 @@
-r"""Writes reconstructions, swaps and prior samples of a trained run as PNG/GIF files.
+r"""Writes a trained run's sample files (PNG/GIF): DSA reconstructions, swaps and prior
+samples; VDSM reconstructions, generations, continuations and action-transfer grids.
 
   python -m experiments.sample --workdir=DIR [--step=N] [--out=DIR/samples/step_N]
 """
@@ -23,7 +24,7 @@ def main(argv):
   run = train.restore_run(FLAGS.workdir, FLAGS.step)
   sample_config = run.config.sample
   videos = tasks.load_videos(run.config.data, "test", max(sample_config.num_videos, sample_config.num_evaluation_videos))
-  out_dir = FLAGS.out or tasks.sample_dir(FLAGS.workdir, run.step)
+  out_dir = FLAGS.out or tasks.sample_dir(train.run_dir(FLAGS.workdir), run.step)
   paths, scores = tasks.write_results(
       run.task, run.params, videos[: sample_config.num_videos], videos[: sample_config.num_evaluation_videos],
       jax.random.key(FLAGS.seed), out_dir,

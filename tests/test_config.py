@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
     path
     for path in glob.glob(os.path.join(REPO, "experiments", "*_*.py"))
-    if not os.path.basename(path).startswith("_")
+    if os.path.basename(path).split("_")[0] in ("dsa", "vdsm")  # <model>_<dataset>.py
 )
 
 

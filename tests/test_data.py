@@ -105,3 +105,12 @@ def test_unknown_dataset_lists_the_known_ones(tmp_path):
 def test_batch_larger_than_split_is_rejected():
   with pytest.raises(data.DataError, match="fewer than the batch size"):
     data.batch_indices(0, 0, 8, 5)
+
+
+def test_downsample_is_the_rounded_block_mean():
+  videos = np.random.default_rng(0).integers(0, 256, (3, 4, 64, 64, 3), dtype=np.uint8)
+  for size in (8, 16, 32):
+    blocks = videos.reshape(3, 4, size, 64 // size, size, 64 // size, 3)
+    np.testing.assert_array_equal(data.downsample(videos, size), np.round(blocks.mean(axis=(-4, -2))).astype(np.uint8))
+  with pytest.raises(data.DataError, match="must divide"):
+    data.downsample(videos, 24)
