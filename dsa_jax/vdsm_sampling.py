@@ -59,10 +59,7 @@ def _checked(videos) -> jax.Array:
 
 def reconstruct(model, params, videos, key, tau: float, train_frames: int) -> jax.Array:
   """Sequence-model reconstructions [B, T, ...]: s and d of each video, z from d."""
-  videos = _checked(videos)
-  s, d = encode(model, params, videos)
-  z = pose_trajectory(model, params, d, key, videos.shape[1], train_frames)
-  return decode(model, params, s, z, tau)
+  return continue_video(model, params, videos, key, np.shape(videos)[1], tau, train_frames)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))

@@ -7,6 +7,7 @@ config.data.manual_dir defaults to ../shared/data/mnist, relative to where the c
 """
 
 from experiments import base
+from experiments.base import vdsm_quick
 
 
 def get_config(variant: str | None = None):
@@ -32,24 +33,5 @@ def get_config(variant: str | None = None):
   if variant != "quick":
     raise ValueError(f"Unknown variant {variant!r} of vdsm_moving_mnist.py; use none or 'quick'.")
   config.data.variant = "small"
-  config.data.num_frames = 8
-  config.data.image_size = 16
-  config.vdsm.dim_z = 8
-  config.vdsm.dim_d = 8
-  config.vdsm.rnn_size = 64
-  config.vdsm.rnn_layers = 1
-  config.vdsm.combiner_size = 64
-  config.vdsm.transition_size = 64
-  config.vdsm.identity_hidden = 32
-  config.vdsm.encoder_channels = (16, 32, 64)
-  config.vdsm.decoder_channels = (64, 32)
-  config.vdsm_pretrain.learning_rate = 2e-3
-  config.vdsm_pretrain.batch_size = 16
-  config.vdsm_pretrain.num_epochs = 6
-  config.vdsm_sequence.batch_size = 16
-  config.vdsm_sequence.num_epochs = 6
-  config.sample.num_frames = 16
-  config.train.log_every = 100
-  config.train.image_every = 300
-  config.train.checkpoint_every = 150
+  vdsm_quick(config)
   return config

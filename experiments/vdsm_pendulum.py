@@ -6,6 +6,7 @@ r"""VDSM on the swinging pendulum: identity = bob colour, action = swing speed.
 """
 
 from experiments import base
+from experiments.base import vdsm_quick
 
 
 def get_config(variant: str | None = None):
@@ -29,25 +30,13 @@ def get_config(variant: str | None = None):
     return config
   if variant != "quick":
     raise ValueError(f"Unknown variant {variant!r} of vdsm_pendulum.py; use none or 'quick'.")
-  config.data.num_frames = 8
-  config.data.image_size = 16
+  vdsm_quick(config)
   config.vdsm.dim_z = 4
   config.vdsm.dim_d = 4
-  config.vdsm.rnn_size = 64
-  config.vdsm.rnn_layers = 1
-  config.vdsm.combiner_size = 64
-  config.vdsm.transition_size = 64
-  config.vdsm.identity_hidden = 32
-  config.vdsm.encoder_channels = (16, 32, 64)
-  config.vdsm.decoder_channels = (64, 32)
-  config.vdsm_pretrain.learning_rate = 2e-3
-  config.vdsm_pretrain.batch_size = 16
   config.vdsm_pretrain.num_epochs = 8
   config.vdsm_sequence.learning_rate = 2e-3
-  config.vdsm_sequence.batch_size = 16
   config.vdsm_sequence.num_epochs = 8
   config.sample.num_frames = 32
-  config.train.log_every = 100
   config.train.image_every = 400
   config.train.checkpoint_every = 200
   return config

@@ -240,20 +240,6 @@ class DynamicsPrior(nn.Module):
     return self.rollout(noise)
 
 
-def check_videos(videos: jax.Array, image_shape: tuple[int, int, int]) -> None:
-  """Raises a ValueError naming the problem when videos are not [B, T, *image_shape] floats."""
-  if videos.ndim != 5 or tuple(videos.shape[2:]) != tuple(image_shape):
-    raise ValueError(
-        f"Expected videos of shape [batch, time, {', '.join(map(str, image_shape))}]; got "
-        f"{tuple(videos.shape)}. Check config.data.image_size / num_frames against the dataset."
-    )
-  if not jnp.issubdtype(videos.dtype, jnp.floating):
-    raise ValueError(
-        f"Expected float videos in [0, 1]; got dtype {videos.dtype}. Convert uint8 frames "
-        "with dsa_jax.data.to_unit_interval(videos)."
-    )
-
-
 def with_output_bias_from_data(params: dict, videos: jax.Array) -> dict:
   """Params whose decoder output bias is the log-odds of videos' mean pixel per channel.
 
@@ -284,7 +270,7 @@ class DSA(nn.Module):
       self, videos: jax.Array, sample: bool = True
   ) -> tuple[dist.Gaussian, dist.Gaussian, jax.Array, jax.Array]:
     """q(f), q(z) and f [B, F], z [B, T, Z]: samples, or posterior means if not `sample`."""
-    check_videos(videos, self.config.image_shape)
+    layers.check_videos(videos, self.config.image_shape)
     features = layers.apply_per_frame(self.frame_encoder, videos)  # [B, T, dim_hidden]
     q_f = self.static_posterior(features)
     f = q_f.sample(self.make_rng("sample")) if sample else q_f.loc

@@ -130,3 +130,17 @@ class BiLSTM(nn.Module):
     (_, backward_first), backward_outputs = backward(inputs)  # [B, H], [B, T, H]
     outputs = jnp.concatenate([forward_outputs, backward_outputs], axis=-1)  # [B, T, 2H]
     return outputs, forward_last, backward_first
+
+
+def check_videos(videos: jax.Array, image_shape: tuple[int, int, int]) -> None:
+  """Raises a ValueError naming the problem when videos are not [B, T, *image_shape] floats."""
+  if videos.ndim != 5 or tuple(videos.shape[2:]) != tuple(image_shape):
+    raise ValueError(
+        f"Expected videos of shape [batch, time, {', '.join(map(str, image_shape))}]; got "
+        f"{tuple(videos.shape)}. Check config.data.image_size / num_frames against the dataset."
+    )
+  if not jnp.issubdtype(videos.dtype, jnp.floating):
+    raise ValueError(
+        f"Expected float videos in [0, 1]; got dtype {videos.dtype}. Convert uint8 frames "
+        "with dsa_jax.data.to_unit_interval(videos)."
+    )

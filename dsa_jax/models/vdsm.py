@@ -283,7 +283,7 @@ class VDSM(nn.Module):
 
   def encode_frames(self, videos: jax.Array) -> FrameCodes:
     """Pose and identity encodings of every frame of videos [B, T, H, W, C] in [0, 1]."""
-    check_videos(videos, self.config.image_shape)
+    layers.check_videos(videos, self.config.image_shape)
     features = layers.apply_per_frame(self.encoder, videos)  # [B, T, 256]
     return FrameCodes(self.pose_head(features), self.identity_head(features))
 
@@ -377,22 +377,6 @@ class VDSM(nn.Module):
     """z [B, T, Z]: z_1 [B, Z] then the transition under d [B, D], on its own samples."""
     noise = jax.random.normal(self.make_rng("sample"), (z_1.shape[0], num_frames - 1, self.config.dim_z))
     return transition_rollout(self.transition, z_1, d, noise)
-
-  def rollout_mean(self, z_1: jax.Array, d: jax.Array, num_frames: int) -> jax.Array:
-    """z [B, T, Z]: z_1 then the transition's mean, step after step (no sampling noise)."""
-    noise = jnp.zeros((z_1.shape[0], num_frames - 1, self.config.dim_z))
-    return transition_rollout(self.transition, z_1, d, noise)
-
-
-def check_videos(videos: jax.Array, image_shape: tuple[int, int, int]) -> None:
-  """Raises ValueError naming the mismatch when videos are not [B, T, *image_shape] floats."""
-  if videos.ndim != 5 or tuple(videos.shape[2:]) != tuple(image_shape):
-    raise ValueError(
-        f"Expected videos of shape [batch, time, {', '.join(map(str, image_shape))}]; got {tuple(videos.shape)}. "
-        "Check config.data.image_size / num_frames against the dataset."
-    )
-  if not jnp.issubdtype(videos.dtype, jnp.floating):
-    raise ValueError(f"Expected float videos in [0, 1]; got dtype {videos.dtype}. Divide uint8 frames by 255.")
 
 
 def with_output_bias_from_data(params: dict, videos: jax.Array) -> dict:
