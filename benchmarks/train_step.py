@@ -4,7 +4,8 @@ r"""Train-step speed and memory of each model at reference sizes; prints a table
 
 Each case runs in its own process so that its peak memory is its own. Reported: compile
 time, steps/s and sequences/s over timed steps after one warm-up step, the process's peak
-resident memory, and XLA's own estimate of the step's buffers (arguments + outputs + temps).
+resident memory, and XLA's own estimate of the step's buffers (arguments + outputs not aliasing
+the donated arguments + temps).
 """
 
 import functools
@@ -18,12 +19,13 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from dsa_jax import tasks, train
+from dsa_jax import host_memory, tasks, train
 from experiments import dsa_pendulum, vdsm_sprites
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", ["dsa_notes", "dsa_quick", "vdsm_pretrain", "vdsm_sequence"], "Cases to run.")
 flags.DEFINE_integer("steps", 5, "Timed steps per case.")
+flags.DEFINE_bool("keep_freed_memory", True, "Let glibc reuse freed memory (dsa_jax.host_memory), as experiments.run does.")
 flags.DEFINE_string("case", None, "Internal: run one case in this process and print JSON.")
 
 
@@ -66,7 +68,8 @@ def measure(name: str, steps: int) -> dict:
   mesh = train.make_mesh()
   batch_size, num_frames = config.train.batch_size, config.data.num_frames
   videos = np.random.default_rng(0).integers(0, 256, (batch_size, num_frames, *image_shape), np.uint8)
-  state = jax.device_put(train.create_train_state(task, tx, videos[:1], jax.random.key(0)), train.replicated(mesh))
+  init = jax.jit(functools.partial(train.create_train_state, task, tx), out_shardings=train.replicated(mesh))
+  state = init(videos[:1], jax.random.key(0))  # as train.train_stage does
   batch = train.shard_batch({"video": videos}, mesh)
   key = jax.random.key(1)
   step = jax.jit(functools.partial(train.train_step, loss_fn=task.loss_fn), donate_argnums=(0,))
@@ -75,10 +78,10 @@ def measure(name: str, steps: int) -> dict:
   compile_seconds = time.perf_counter() - started
   memory = compiled.memory_analysis()
   xla_bytes = (
-      memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+      memory.argument_size_in_bytes + memory.output_size_in_bytes - memory.alias_size_in_bytes + memory.temp_size_in_bytes
       if memory is not None
       else float("nan")
-  )
+  )  # the donated state's outputs alias its arguments
   state, metrics = compiled(state, batch, key)
   jax.block_until_ready(metrics)
   started = time.perf_counter()
@@ -103,12 +106,17 @@ def measure(name: str, steps: int) -> dict:
 def main(argv):
   del argv
   if FLAGS.case:
+    if FLAGS.keep_freed_memory:
+      host_memory.keep_freed_memory()
     print(json.dumps(measure(FLAGS.case, FLAGS.steps)))
     return
   rows = []
   for name in FLAGS.cases:
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.train_step", f"--case={name}", f"--steps={FLAGS.steps}"],
+        [
+            sys.executable, "-m", "benchmarks.train_step", f"--case={name}", f"--steps={FLAGS.steps}",
+            f"--keep_freed_memory={FLAGS.keep_freed_memory}",
+        ],
         capture_output=True, text=True, check=False,
     )
     if result.returncode:

@@ -32,7 +32,7 @@ class Task:
   init_params: Callable[[jax.Array, jax.Array], Params]
   # (params, batch, key, step) -> (scalar loss, metrics of scalars); traced under jit
   loss_fn: Callable[[Params, Batch, jax.Array, jax.Array], tuple[jax.Array, losses.Metrics]]
-  # (params, float videos, key) -> {name: [H, W, 3] uint8 image} for TensorBoard
+  # (params, float videos, key) -> {name: uint8 [H, W, 3] image or [T, H, W, 3] video} for TensorBoard
   summary_images: Callable[[Params, np.ndarray, jax.Array], dict[str, np.ndarray]]
   # (params, float videos, key, out_dir) -> written file paths
   write_samples: Callable[[Params, np.ndarray, jax.Array, str], list[str]]
@@ -68,8 +68,11 @@ def dsa_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int
 
   def summary_images(params, videos, key):
     reconstructions = np.asarray(sampling.reconstruct(model, params, videos, key))
-    pairs = np.stack([np.asarray(videos), reconstructions], axis=1)
-    return {"reconstructions": visualize.filmstrip(pairs.reshape(-1, *videos.shape[1:]))}
+    pairs = np.stack([np.asarray(videos), reconstructions], axis=1)  # [N, 2, T, H, W, C]
+    return {
+        "reconstructions": visualize.filmstrip(pairs.reshape(-1, *videos.shape[1:])),
+        "reconstruction_videos": visualize.video_grid(pairs),
+    }
 
   def write_samples(params, videos, key, out_dir):
     return sampling.write_dsa_samples(model, params, videos, key, out_dir, num_sample_frames)
@@ -165,9 +168,14 @@ def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, in
     else:
       reconstructions = vdsm_sampling.reconstruct(model, params, videos, key, final_tau, train_frames)
       generated = vdsm_sampling.generate(model, params, key, videos.shape[0], horizon, final_tau)
-      images = {"generation": visualize.filmstrip(np.asarray(generated))}
-    pairs = np.stack([np.asarray(videos), np.asarray(reconstructions)], axis=1)
-    return {"reconstructions": visualize.filmstrip(pairs.reshape(-1, *videos.shape[1:])), **images}
+      generated = np.asarray(generated)  # [N, horizon, H, W, C]
+      images = {"generation": visualize.filmstrip(generated), "generation_videos": visualize.video_grid(generated[None])}
+    pairs = np.stack([np.asarray(videos), np.asarray(reconstructions)], axis=1)  # [N, 2, T, H, W, C]
+    return {
+        "reconstructions": visualize.filmstrip(pairs.reshape(-1, *videos.shape[1:])),
+        "reconstruction_videos": visualize.video_grid(pairs),
+        **images,
+    }
 
   def write_samples(params, videos, key, out_dir):
     return vdsm_sampling.write_samples(

@@ -23,7 +23,7 @@ import tqdm
 from flax.training import train_state as flax_train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from dsa_jax import checkpointing, data, tasks
+from dsa_jax import checkpointing, data, tasks, visualize
 
 TrainState = flax_train_state.TrainState
 DATA_AXIS = "data"
@@ -282,6 +282,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   return state
 
 
+def write_summary_images(writer: tensorboardX.SummaryWriter, pictures: dict[str, np.ndarray], step: int) -> None:
+  """Writes [H, W, 3] images under images/ and [T, H, W, 3] videos as animated GIFs under videos/."""
+  for name, picture in pictures.items():
+    if picture.ndim == 4:
+      writer._get_file_writer().add_summary(visualize.gif_summary(f"videos/{name}", picture), step)  # add_video needs moviepy
+    else:
+      writer.add_image(f"images/{name}", picture, step, dataformats="HWC")
+
+
 def train_stage(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains one stage in workdir, resuming from its latest checkpoint; writes samples at the end."""
   os.makedirs(workdir, exist_ok=True)
@@ -357,8 +366,7 @@ def train_stage(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
         bar.set_postfix({k: f"{means[k]:.4g}" for k in ("loss", "kl_f", "kl_z") if k in means})
         bar.write(_log_line(done, num_steps, means, steps_per_second))
       if done % config.train.image_every == 0 or is_last:
-        for name, image in task.summary_images(state.params, dataset.visual_videos, visual_key).items():
-          writer.add_image(f"images/{name}", image, done, dataformats="HWC")
+        write_summary_images(writer, task.summary_images(state.params, dataset.visual_videos, visual_key), done)
       if checkpoint_due:
         checkpointer.save(done, state, config, metadata, force=is_last)
   finally:

@@ -1,9 +1,11 @@
-"""Image and video grids written as PNG and GIF."""
+"""Image and video grids written as PNG and GIF files and as TensorBoard summaries."""
 
+import io
 import os
 
 import numpy as np
 from PIL import Image
+from tensorboardX.proto import summary_pb2
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -68,17 +70,31 @@ def save_png(image: np.ndarray, path: str, scale: int = 1) -> str:
   return path
 
 
-def save_gif(frames: np.ndarray, path: str, fps: float = 8.0, scale: int = 1) -> str:
-  """Writes [T, H, W, 3] frames as a looping GIF, atomically."""
+def gif_bytes(frames: np.ndarray, fps: float = 8.0, scale: int = 1) -> bytes:
+  """[T, H, W, 3] frames encoded as a looping GIF (nearest-neighbour upscaled)."""
   pictures = [Image.fromarray(frame) for frame in to_uint8(frames)]
   if scale > 1:
     pictures = [p.resize((p.width * scale, p.height * scale), Image.NEAREST) for p in pictures]
-  _atomic_save(
-      pictures[0],
-      path,
-      save_all=True,
-      append_images=pictures[1:],
-      duration=int(1000 / fps),
-      loop=0,
-  )
+  buffer = io.BytesIO()
+  pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=int(1000 / fps), loop=0)
+  return buffer.getvalue()
+
+
+def save_gif(frames: np.ndarray, path: str, fps: float = 8.0, scale: int = 1) -> str:
+  """Writes [T, H, W, 3] frames as a looping GIF, atomically."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp")
+  with open(temporary, "wb") as file:
+    file.write(gif_bytes(frames, fps, scale))
+  os.replace(temporary, path)
   return path
+
+
+def gif_summary(tag: str, frames: np.ndarray, fps: float = 8.0) -> summary_pb2.Summary:
+  """A TensorBoard image summary holding [T, H, W, 3] frames as an animated GIF (shown in Images)."""
+  frames = to_uint8(frames)
+  image = summary_pb2.Summary.Image(
+      height=frames.shape[1], width=frames.shape[2], colorspace=3, encoded_image_string=gif_bytes(frames, fps)
+  )
+  return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, image=image)])

@@ -2,9 +2,11 @@
 
 import dataclasses
 import functools
+import io
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -13,7 +15,9 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import PIL.Image
 import pytest
+from tensorboardX.proto import event_pb2
 
 from dsa_jax import checkpointing, tasks, train
 from tests.conftest import pendulum_config
@@ -48,6 +52,23 @@ def leaves_equal(a, b) -> bool:
   return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+def tensorboard_images(directory: str) -> dict[str, list[tuple[int, bytes]]]:
+  """{tag: [(step, encoded image)]} of the image summaries in a TensorBoard directory's event files."""
+  images = {}
+  for name in sorted(os.listdir(directory)):
+    with open(os.path.join(directory, name), "rb") as file:
+      content = file.read()
+    offset = 0
+    while offset < len(content):
+      (length,) = struct.unpack("<Q", content[offset : offset + 8])
+      event = event_pb2.Event.FromString(content[offset + 12 : offset + 12 + length])
+      offset += 12 + length + 4  # length, its CRC, the record, its CRC
+      for value in event.summary.value:
+        if value.HasField("image"):
+          images.setdefault(value.tag, []).append((event.step, value.image.encoded_image_string))
+  return images
+
+
 def test_run_writes_checkpoints_summaries_metrics_and_samples(data_dir, tmp_path):
   workdir = str(tmp_path / "run")
   state = train.train_and_evaluate(tiny_config(data_dir), workdir)
@@ -56,8 +77,11 @@ def test_run_writes_checkpoints_summaries_metrics_and_samples(data_dir, tmp_path
   assert checkpointer.all_steps() == [2, 4, 6]
   assert checkpointer.restore_config().dsa.dim_z == 5
   assert checkpointer.restore_metadata()["image_shape"] == [64, 64, 3]
-  events = os.listdir(os.path.join(workdir, "tensorboard"))
-  assert any(name.startswith("events.out.tfevents") for name in events)
+  images = tensorboard_images(os.path.join(workdir, "tensorboard"))
+  assert sorted(images) == ["images/reconstructions", "videos/reconstruction_videos"]
+  steps, gif = images["videos/reconstruction_videos"][-1]
+  assert steps == 6 and gif.startswith(b"GIF89a")
+  assert PIL.Image.open(io.BytesIO(gif)).n_frames == 4  # data.num_frames
   metrics = train.read_metrics(workdir)
   assert sorted(metrics) == [2, 4, 6]
   assert {"loss", "elbo", "reconstruction", "kl_f", "kl_z", "grad_norm", "param_norm"} <= set(metrics[6])

@@ -97,6 +97,21 @@ def test_conv_transpose_stride2_matches_the_definition():
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_conv_transpose_stride2_gradients_equal_those_of_lax_conv_transpose():
+  rng = np.random.default_rng(1)
+  inputs = jnp.asarray(rng.normal(size=(2, 3, 5, 7, 4)), jnp.float32)
+  kernel, bias = jnp.asarray(rng.normal(size=(2, 4, 4, 4, 3)), jnp.float32), jnp.asarray(rng.normal(size=(2, 3)), jnp.float32)
+  cotangent = jnp.asarray(rng.normal(size=(2, 3, 10, 14, 3)), jnp.float32)
+
+  def reference(inputs, kernel, bias):
+    return jnp.stack([torch_conv_transpose(inputs[b], kernel[b], bias[b], 2, 1) for b in range(2)])
+
+  _, vjp = jax.vjp(vdsm_layers.conv_transpose_stride2, inputs, kernel, bias)
+  _, reference_vjp = jax.vjp(reference, inputs, kernel, bias)
+  for got, expected in zip(vjp(cotangent), reference_vjp(cotangent)):
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_blur_pool_is_a_reflect_padded_binomial_filter_with_stride_2():
   inputs = jnp.asarray(np.random.default_rng(1).normal(size=(2, 7, 10, 3)), jnp.float32)
   padded = jnp.pad(inputs, ((0, 0), (1, 2), (1, 2), (0, 0)), mode="reflect")

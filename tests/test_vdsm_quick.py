@@ -11,6 +11,7 @@ from data_pipelines.mug import fake
 from dsa_jax import checkpointing, data, tasks, train
 from experiments import vdsm_moving_mnist, vdsm_mug, vdsm_pendulum, vdsm_sprites
 from tests.conftest import SHARED_DATA
+from tests.test_train import tensorboard_images
 from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
 
 PRETRAIN_FILES = ["identity_swap.gif", "identity_swap.png", "reconstructions.gif", "reconstructions.png"]
@@ -41,6 +42,8 @@ def assert_both_stages_ran(workdir: str, steps: int = 3):
     assert written == files
     metrics = train.read_metrics(directory)
     assert sorted(metrics) == list(range(1, steps + 1)) and all(np.isfinite(m["loss"]) for m in metrics.values())
+  summaries = tensorboard_images(os.path.join(workdir, "sequence", "tensorboard"))
+  assert {"images/generation", "videos/generation_videos", "videos/reconstruction_videos"} <= set(summaries)
 
 
 def test_pendulum_quick_runs_both_stages_and_resumes_where_it_stopped(data_dir, tmp_path):
