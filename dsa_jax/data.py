@@ -177,6 +177,8 @@ def downsample(videos: np.ndarray, image_size: int | None) -> np.ndarray:
         f"config.data.image_size={image_size} must divide the frame size {height}x{width}; "
         f"use one of {[height // k for k in range(1, height + 1) if height % k == 0]}."
     )
+  if videos.dtype != np.uint8:
+    raise DataError(f"downsample takes uint8 videos; got {videos.dtype}. Downsample before converting to floats.")
   factor = height // image_size
   blocks = videos.reshape(*videos.shape[:-3], image_size, factor, image_size, factor, videos.shape[-1])
   sums = blocks.sum(axis=(-4, -2), dtype=np.uint32)  # integer sums: ~8x faster than a float mean

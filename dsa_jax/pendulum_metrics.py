@@ -112,3 +112,13 @@ def transfer_statistics(
       "speed_follows_action_source": float(np.mean(speed[differ] == action_speed[differ])),
       "speed_follows_identity_source": float(np.mean(speed[differ] == identity_speed[differ])),
   }
+
+
+SWINGING_PEAK_TO_PEAK = 0.2  # radians (~11 degrees); the data's swings span 0.9-1.7
+
+
+def still_swinging(videos: np.ndarray) -> np.ndarray:
+  """Whether each video [N, T, H, W, 3] still swings in its last third: the bob's angle spans
+  more than SWINGING_PEAK_TO_PEAK there [N]."""
+  angles = bob_angles(videos)[:, -max(videos.shape[1] // 3, 2) :]
+  return angles.max(axis=1) - angles.min(axis=1) > SWINGING_PEAK_TO_PEAK

@@ -191,7 +191,14 @@ def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, in
     identity_speed = pendulum_metrics.swing_speed(identities).repeat(half)
     action_colour = np.tile(pendulum_metrics.bob_colour(actions), half)
     action_speed = np.tile(pendulum_metrics.swing_speed(actions), half)
-    return pendulum_metrics.transfer_statistics(flat, identity_colour, action_speed, identity_speed, action_colour)
+    scores = pendulum_metrics.transfer_statistics(flat, identity_colour, action_speed, identity_speed, action_colour)
+    generated = np.asarray(vdsm_sampling.generate(model, params, jax.random.fold_in(key, 1), videos.shape[0], horizon, final_tau))
+    return {
+        **scores,
+        "generations": generated.shape[0],
+        "generation_frames": horizon,
+        "generations_swinging_in_last_third": float(pendulum_metrics.still_swinging(generated).mean()),
+    }
 
   evaluate = evaluate_pendulum_transfer if config.data.name == "pendulum" and stage == "sequence" else None
   return Task(

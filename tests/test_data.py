@@ -114,3 +114,5 @@ def test_downsample_is_the_rounded_block_mean():
     np.testing.assert_array_equal(data.downsample(videos, size), np.round(blocks.mean(axis=(-4, -2))).astype(np.uint8))
   with pytest.raises(data.DataError, match="must divide"):
     data.downsample(videos, 24)
+  with pytest.raises(data.DataError, match="takes uint8 videos; got float32"):
+    data.downsample(videos.astype(np.float32) / 255, 32)

@@ -1,0 +1,55 @@
+"""Pendulum factors read back from pixels: colour, swing speed, transfer scores, swinging."""
+
+import numpy as np
+import pytest
+
+from data_pipelines.pendulum import pendulum
+from dsa_jax import data, pendulum_metrics
+
+
+def clips(num_frames: int, per_class: int = 2, image_size: int = 64):
+  """Clip parameters and their videos [N, T, image_size, image_size, 3] in [0, 1]."""
+  parameters = pendulum.clip_parameters(pendulum.PendulumConfig(name="m"), "test", per_class)
+  videos = data.downsample(pendulum.render_clips(parameters, num_frames), image_size)
+  return parameters, videos.astype(np.float64) / 255.0
+
+
+@pytest.mark.parametrize("image_size", [64, 32, 16])
+def test_colour_and_speed_of_rendered_clips_are_read_back(image_size):
+  parameters, videos = clips(16, image_size=image_size)
+  np.testing.assert_array_equal(pendulum_metrics.bob_colour(videos), parameters["colour"])
+  np.testing.assert_array_equal(pendulum_metrics.swing_speed(videos), parameters["speed"])
+
+
+def test_swing_period_of_a_sixty_frame_clip_is_near_its_small_angle_period():
+  parameters, videos = clips(60, per_class=1)
+  periods = pendulum_metrics.swing_period(pendulum_metrics.bob_angles(videos))
+  expected = np.array([pendulum.SMALL_ANGLE_PERIOD_FRAMES[name] for name in pendulum.SPEEDS])[parameters["speed"]]
+  # amplitudes of 0.45-0.85 rad lengthen the period by 1-5 % over the small-angle one
+  assert np.all(periods >= 0.97 * expected) and np.all(periods <= 1.15 * expected)
+
+
+def test_transfer_statistics_count_which_source_each_factor_follows():
+  parameters, videos = clips(16, per_class=1)  # classes (colour, speed) in order: 0 slow, 0 fast, 1 slow, ...
+  by_class = {(c, s): videos[i] for i, (c, s) in enumerate(zip(parameters["colour"], parameters["speed"]))}
+  identity_colour, identity_speed = np.array([0, 1, 2, 3, 4]), np.array([0, 0, 1, 1, 0])
+  action_colour, action_speed = np.array([5, 6, 0, 1, 4]), np.array([1, 1, 0, 0, 1])  # the last pair shares its colour
+  shown = [(0, 1), (1, 1), (2, 0), (1, 0), (4, 0)]  # pair 3 shows the action's colour and speed
+  transferred = np.stack([by_class[pair] for pair in shown])
+  scores = pendulum_metrics.transfer_statistics(transferred, identity_colour, action_speed, identity_speed, action_colour)
+  assert scores == {
+      "pairs": 4,
+      "colour_follows_identity_source": 0.75,
+      "colour_follows_action_source": 0.25,
+      "speed_follows_action_source": 1.0,
+      "speed_follows_identity_source": 0.0,
+  }
+
+
+def test_still_swinging_tells_a_swinging_clip_from_a_frozen_or_stopped_one():
+  _, videos = clips(60, per_class=1)
+  frozen = np.repeat(videos[:, :1], 60, axis=1)
+  stopped = np.concatenate([videos[:, :30], np.repeat(videos[:, 29:30], 30, axis=1)], axis=1)
+  assert pendulum_metrics.still_swinging(videos).all()
+  assert not pendulum_metrics.still_swinging(frozen).any()
+  assert not pendulum_metrics.still_swinging(stopped).any()
