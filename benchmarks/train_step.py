@@ -19,13 +19,12 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from dsa_jax import host_memory, tasks, train
+from dsa_jax import tasks, train
 from experiments import dsa_pendulum, vdsm_sprites
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", ["dsa_notes", "dsa_quick", "vdsm_pretrain", "vdsm_sequence"], "Cases to run.")
 flags.DEFINE_integer("steps", 5, "Timed steps per case.")
-flags.DEFINE_bool("keep_freed_memory", True, "Let glibc reuse freed memory (dsa_jax.host_memory), as experiments.run does.")
 flags.DEFINE_string("case", None, "Internal: run one case in this process and print JSON.")
 
 
@@ -106,17 +105,12 @@ def measure(name: str, steps: int) -> dict:
 def main(argv):
   del argv
   if FLAGS.case:
-    if FLAGS.keep_freed_memory:
-      host_memory.keep_freed_memory()
     print(json.dumps(measure(FLAGS.case, FLAGS.steps)))
     return
   rows = []
   for name in FLAGS.cases:
     result = subprocess.run(
-        [
-            sys.executable, "-m", "benchmarks.train_step", f"--case={name}", f"--steps={FLAGS.steps}",
-            f"--keep_freed_memory={FLAGS.keep_freed_memory}",
-        ],
+        [sys.executable, "-m", "benchmarks.train_step", f"--case={name}", f"--steps={FLAGS.steps}"],
         capture_output=True, text=True, check=False,
     )
     if result.returncode:

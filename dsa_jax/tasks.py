@@ -192,12 +192,15 @@ def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, in
     action_colour = np.tile(pendulum_metrics.bob_colour(actions), half)
     action_speed = np.tile(pendulum_metrics.swing_speed(actions), half)
     scores = pendulum_metrics.transfer_statistics(flat, identity_colour, action_speed, identity_speed, action_colour)
-    generated = np.asarray(vdsm_sampling.generate(model, params, jax.random.fold_in(key, 1), videos.shape[0], horizon, final_tau))
+    generated = vdsm_sampling.generate(model, params, jax.random.fold_in(key, 1), videos.shape[0], horizon, final_tau)
+    continued = vdsm_sampling.continue_video(model, params, videos, jax.random.fold_in(key, 2), horizon, final_tau, train_frames)
     return {
         **scores,
-        "generations": generated.shape[0],
+        "generations": videos.shape[0],
         "generation_frames": horizon,
-        "generations_swinging_in_last_third": float(pendulum_metrics.still_swinging(generated).mean()),
+        "generations_swinging_in_last_third": float(pendulum_metrics.still_swinging(np.asarray(generated)).mean()),
+        "continuations_swinging_in_last_third": float(pendulum_metrics.still_swinging(np.asarray(continued)).mean()),
+        "continuations_keeping_speed": float(np.mean(pendulum_metrics.swing_speed(np.asarray(continued)) == pendulum_metrics.swing_speed(videos))),
     }
 
   evaluate = evaluate_pendulum_transfer if config.data.name == "pendulum" and stage == "sequence" else None

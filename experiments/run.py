@@ -7,7 +7,7 @@ be overridden, e.g. `--config.train.num_steps=1000`.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dsa_jax import host_memory, train
+from dsa_jax import train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, path[:variant].", lock_config=True)
@@ -19,7 +19,6 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  host_memory.keep_freed_memory()
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
