@@ -280,3 +280,11 @@ def test_quick_config_is_valid_and_both_stages_have_their_settings():
     config.vdsm.dim_zz = 3
   with pytest.raises(ValueError, match="Unknown variant"):
     vdsm_pendulum.get_config("quik")
+
+
+def test_pendulum_small_variant_is_a_valid_32x32_model_with_60_frame_samples():
+  config = vdsm_pendulum.get_config("small")
+  model_config = tasks.vdsm_model_config(config, (config.data.image_size, config.data.image_size, 3))
+  assert model_config.image_shape == (32, 32, 3) and model_config.dim_s == 8
+  assert config.data.num_frames == 16 and config.sample.num_frames == 60
+  assert train.stage_config(config, "pretrain", "/tmp/w").train.num_steps == 40 * 50
