@@ -112,6 +112,18 @@ def test_conv_transpose_stride2_gradients_equal_those_of_lax_conv_transpose():
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_blend_gradients_equal_those_of_a_plain_matmul_for_chunked_and_small_experts():
+  rng = np.random.default_rng(2)
+  for size in (3 * vdsm_layers.INNER_PRODUCT_CHUNK + 5, 7):
+    weights = jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)
+    experts = jnp.asarray(rng.normal(size=(4, size, 2)), jnp.float32)
+    cotangent = jnp.asarray(rng.normal(size=(3, size, 2)), jnp.float32)
+    _, vjp = jax.vjp(vdsm_layers.blend, weights, experts)
+    _, plain_vjp = jax.vjp(lambda w, e: jnp.einsum("be,enc->bnc", w, e), weights, experts)
+    for got, expected in zip(vjp(cotangent), plain_vjp(cotangent)):
+      np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+
 def test_blur_pool_is_a_reflect_padded_binomial_filter_with_stride_2():
   inputs = jnp.asarray(np.random.default_rng(1).normal(size=(2, 7, 10, 3)), jnp.float32)
   padded = jnp.pad(inputs, ((0, 0), (1, 2), (1, 2), (0, 0)), mode="reflect")

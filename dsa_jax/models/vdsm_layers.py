@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+INNER_PRODUCT_CHUNK = 32768  # columns (128 KB per row) per step of a mixture-weight gradient
 BLUR_TAPS = np.array([1.0, 3.0, 3.0, 1.0], np.float32) / 8.0  # outer product / 64
 # Output row 2j + a of a k4 s2 p1 transposed conv takes (input row offset, kernel tap) pairs:
 COL2IM_TAPS = {0: ((0, 1), (-1, 3)), 1: ((0, 2), (1, 0))}
@@ -82,9 +83,38 @@ def expert_init(fan_in: int):
   return init
 
 
+def inner_products(rows: jax.Array, others: jax.Array) -> jax.Array:
+  """rows [B, N] . others [E, N] -> [B, E], INNER_PRODUCT_CHUNK columns at a time.
+
+  For N in the millions one matmul streams `others` from memory several times, on one core;
+  chunks that stay in cache run ~2.5x faster on CPU.
+  """
+  chunks = rows.shape[1] // INNER_PRODUCT_CHUNK
+  if chunks < 2:
+    return rows @ others.T
+  head = chunks * INNER_PRODUCT_CHUNK
+
+  def add_chunk(total, start):
+    columns = functools.partial(jax.lax.dynamic_slice_in_dim, start_index=start, slice_size=INNER_PRODUCT_CHUNK, axis=1)
+    return total + columns(rows) @ columns(others).T, None
+
+  total, _ = jax.lax.scan(add_chunk, rows[:, head:] @ others[:, head:].T, jnp.arange(chunks) * INNER_PRODUCT_CHUNK)
+  return total
+
+
+@jax.custom_vjp
 def blend(weights: jax.Array, experts: jax.Array) -> jax.Array:
   """Per-sequence parameters [B, ...]: experts [E, ...] averaged with weights [B, E] (one matmul)."""
   return (weights @ experts.reshape(experts.shape[0], -1)).reshape(weights.shape[0], *experts.shape[1:])
+
+
+def _blend_backward(residuals, cotangent):
+  weights, experts = residuals
+  flat_experts, flat_cotangent = experts.reshape(experts.shape[0], -1), cotangent.reshape(cotangent.shape[0], -1)
+  return inner_products(flat_cotangent, flat_experts), (weights.T @ flat_cotangent).reshape(experts.shape)
+
+
+blend.defvjp(lambda weights, experts: (blend(weights, experts), (weights, experts)), _blend_backward)
 
 
 @jax.custom_vjp
