@@ -8,11 +8,13 @@ lambda_s 1, tau 10. The public code's lambda_z for pretraining, a quadratic spli
 dips to 0.005 mid-training, is the `spline` option.
 """
 
-import os
+import io
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import ml_collections
+
+from dsa_jax import visualize
 
 SPLINE_DIP = 0.005
 
@@ -96,8 +98,7 @@ def plot(config: ml_collections.ConfigDict, path: str) -> str:
     axis.set_title(f"VDSM {title}")
     axis.legend()
   figure.tight_layout()
-  temporary = path + ".tmp.png"
-  figure.savefig(temporary, dpi=100)
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format="png", dpi=100)
   pyplot.close(figure)
-  os.replace(temporary, path)
-  return path
+  return visualize.write_atomically(path, buffer.getvalue())

@@ -167,8 +167,7 @@ def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, in
       images = {}
     else:
       reconstructions = vdsm_sampling.reconstruct(model, params, videos, key, final_tau, train_frames)
-      generated = vdsm_sampling.generate(model, params, key, videos.shape[0], horizon, final_tau)
-      generated = np.asarray(generated)  # [N, horizon, H, W, C]
+      generated = np.asarray(vdsm_sampling.generate(model, params, key, videos.shape[0], horizon, final_tau))  # [N, horizon, H, W, C]
       images = {"generation": visualize.filmstrip(generated), "generation_videos": visualize.video_grid(generated[None])}
     pairs = np.stack([np.asarray(videos), np.asarray(reconstructions)], axis=1)  # [N, 2, T, H, W, C]
     return {
@@ -187,10 +186,9 @@ def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, in
     identities, actions = videos[:half], videos[half : 2 * half]
     grid = np.asarray(vdsm_sampling.transfer(model, params, identities, actions, key, horizon, final_tau, train_frames))
     flat = grid.reshape(-1, *grid.shape[2:])  # [I * A, T, H, W, C], identity-major
-    identity_colour = pendulum_metrics.bob_colour(identities).repeat(half)
-    identity_speed = pendulum_metrics.swing_speed(identities).repeat(half)
-    action_colour = np.tile(pendulum_metrics.bob_colour(actions), half)
-    action_speed = np.tile(pendulum_metrics.swing_speed(actions), half)
+    colours, speeds = pendulum_metrics.bob_colour(videos), pendulum_metrics.swing_speed(videos)
+    identity_colour, identity_speed = colours[:half].repeat(half), speeds[:half].repeat(half)
+    action_colour, action_speed = np.tile(colours[half : 2 * half], half), np.tile(speeds[half : 2 * half], half)
     scores = pendulum_metrics.transfer_statistics(flat, identity_colour, action_speed, identity_speed, action_colour)
     generated = vdsm_sampling.generate(model, params, jax.random.fold_in(key, 1), videos.shape[0], horizon, final_tau)
     continued = vdsm_sampling.continue_video(model, params, videos, jax.random.fold_in(key, 2), horizon, final_tau, train_frames)
@@ -200,7 +198,7 @@ def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, in
         "generation_frames": horizon,
         "generations_swinging_in_last_third": float(pendulum_metrics.still_swinging(np.asarray(generated)).mean()),
         "continuations_swinging_in_last_third": float(pendulum_metrics.still_swinging(np.asarray(continued)).mean()),
-        "continuations_keeping_speed": float(np.mean(pendulum_metrics.swing_speed(np.asarray(continued)) == pendulum_metrics.swing_speed(videos))),
+        "continuations_keeping_speed": float(np.mean(pendulum_metrics.swing_speed(np.asarray(continued)) == speeds)),
     }
 
   evaluate = evaluate_pendulum_transfer if config.data.name == "pendulum" and stage == "sequence" else None
@@ -241,11 +239,7 @@ def write_results(task: Task, params, visual_videos, evaluation_videos, key, out
   paths = task.write_samples(params, visual_videos, sample_key, out_dir)
   scores = task.evaluate(params, evaluation_videos, evaluation_key) if task.evaluate else {}
   if scores:
-    path = os.path.join(out_dir, EVALUATION_FILE)
-    with open(path + ".tmp", "w") as file:
-      json.dump(scores, file, indent=2)
-    os.replace(path + ".tmp", path)
-    paths.append(path)
+    paths.append(visualize.write_atomically(os.path.join(out_dir, EVALUATION_FILE), json.dumps(scores, indent=2).encode()))
   return paths, scores
 
 

@@ -53,12 +53,15 @@ def display_scale(width: int) -> int:
   return max(1, -(-128 // width))
 
 
-def _atomic_save(image: Image.Image, path: str, **kwargs) -> None:
+def write_atomically(path: str, content: bytes) -> str:
+  """Writes content to path through a temporary file in its folder, so path is never half-written."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp")
-  image.save(temporary, format=os.path.splitext(path)[1][1:].upper(), **kwargs)
+  with open(temporary, "wb") as file:
+    file.write(content)
   os.replace(temporary, path)
+  return path
 
 
 def save_png(image: np.ndarray, path: str, scale: int = 1) -> str:
@@ -66,8 +69,9 @@ def save_png(image: np.ndarray, path: str, scale: int = 1) -> str:
   picture = Image.fromarray(to_uint8(image))
   if scale > 1:
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-  _atomic_save(picture, path)
-  return path
+  buffer = io.BytesIO()
+  picture.save(buffer, format="PNG")
+  return write_atomically(path, buffer.getvalue())
 
 
 def gif_bytes(frames: np.ndarray, fps: float = 8.0, scale: int = 1) -> bytes:
@@ -82,13 +86,7 @@ def gif_bytes(frames: np.ndarray, fps: float = 8.0, scale: int = 1) -> bytes:
 
 def save_gif(frames: np.ndarray, path: str, fps: float = 8.0, scale: int = 1) -> str:
   """Writes [T, H, W, 3] frames as a looping GIF, atomically."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp")
-  with open(temporary, "wb") as file:
-    file.write(gif_bytes(frames, fps, scale))
-  os.replace(temporary, path)
-  return path
+  return write_atomically(path, gif_bytes(frames, fps, scale))
 
 
 def gif_summary(tag: str, frames: np.ndarray, fps: float = 8.0) -> summary_pb2.Summary:
