@@ -71,7 +71,7 @@ def measure(name: str, steps: int) -> dict:
   state = init(videos[:1], jax.random.key(0))  # as train.train_stage does
   batch = train.shard_batch({"video": videos}, mesh)
   key = jax.random.key(1)
-  step = jax.jit(functools.partial(train.train_step, loss_fn=task.loss_fn), donate_argnums=(0,))
+  step = train.jit_train_step(task.loss_fn, mesh)
   started = time.perf_counter()
   compiled = step.lower(state, batch, key).compile()
   compile_seconds = time.perf_counter() - started

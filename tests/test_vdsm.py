@@ -50,7 +50,8 @@ def explicit_decoder(params, latents, weights, negative_slope=0.01):
     hidden = torch_conv_transpose(hidden, kernel_0, blend("bias_0"), 1, 0)
     hidden = jax.nn.leaky_relu(hidden, negative_slope)
     for i in range(1, num_layers):
-      hidden = torch_conv_transpose(hidden, blend(f"kernel_{i}"), blend(f"bias_{i}"), 2, 1)
+      kernel = blend(f"kernel_{i}").transpose(1, 2, 0, 3)  # [I, 4, 4, O] -> [4, 4, I, O]
+      hidden = torch_conv_transpose(hidden, kernel, blend(f"bias_{i}"), 2, 1)
       if i < num_layers - 1:
         hidden = jax.nn.leaky_relu(hidden, negative_slope)
     videos.append(hidden)
@@ -84,14 +85,14 @@ def test_one_hot_weights_give_that_expert(tiny):
 
 def test_conv_transpose_stride2_matches_the_definition():
   rng = np.random.default_rng(0)
-  inputs, kernel = rng.normal(size=(2, 3, 5, 7, 4)), rng.normal(size=(2, 4, 4, 4, 3))
+  inputs, kernel = rng.normal(size=(2, 3, 5, 7, 4)), rng.normal(size=(2, 4, 4, 4, 3))  # kernel [B, I, 4, 4, O]
   bias = rng.normal(size=(2, 3))
   full = np.zeros((2, 3, 12, 16, 3))
   for i in range(5):
     for j in range(7):
       for u in range(4):
         for v in range(4):
-          full[:, :, 2 * i + u, 2 * j + v] += np.einsum("bti,bio->bto", inputs[:, :, i, j], kernel[:, u, v])
+          full[:, :, 2 * i + u, 2 * j + v] += np.einsum("bti,bio->bto", inputs[:, :, i, j], kernel[:, :, u, v])
   expected = full[:, :, 1:11, 1:15] + bias[:, None, None, None]  # padding 1 crops one pixel per side
   got = vdsm_layers.conv_transpose_stride2(jnp.asarray(inputs, jnp.float32), jnp.asarray(kernel, jnp.float32), jnp.asarray(bias, jnp.float32))
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
@@ -104,7 +105,7 @@ def test_conv_transpose_stride2_gradients_equal_those_of_lax_conv_transpose():
   cotangent = jnp.asarray(rng.normal(size=(2, 3, 10, 14, 3)), jnp.float32)
 
   def reference(inputs, kernel, bias):
-    return jnp.stack([torch_conv_transpose(inputs[b], kernel[b], bias[b], 2, 1) for b in range(2)])
+    return jnp.stack([torch_conv_transpose(inputs[b], kernel[b].transpose(1, 2, 0, 3), bias[b], 2, 1) for b in range(2)])
 
   _, vjp = jax.vjp(vdsm_layers.conv_transpose_stride2, inputs, kernel, bias)
   _, reference_vjp = jax.vjp(reference, inputs, kernel, bias)

@@ -155,11 +155,11 @@ col2im_stride2.defvjp(lambda taps: (col2im_stride2(taps), None), lambda _, cotan
 
 
 def conv_transpose_stride2(inputs: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-  """Per-sequence k4 s2 p1 transposed conv: inputs [B, T, H, W, I], kernel [B, 4, 4, I, O], bias [B, O]."""
+  """Per-sequence k4 s2 p1 transposed conv: inputs [B, T, H, W, I], kernel [B, I, 4, 4, O], bias [B, O]."""
   batch, time, height, width, in_features = inputs.shape
   out_features = kernel.shape[-1]
   pixels = inputs.reshape(batch, time * height * width, in_features)
-  all_taps = kernel.transpose(0, 3, 1, 2, 4).reshape(batch, in_features, 16 * out_features)  # [B, I, 4*4*O]
+  all_taps = kernel.reshape(batch, in_features, 16 * out_features)  # [B, I, 4*4*O]
   # A plain batched matmul: XLA's CPU gradient of the equivalent 7-index einsum is ~7x slower.
   taps = jax.lax.dot_general(pixels, all_taps, (((2,), (1,)), ((0,), (0,))))  # [B, T*H*W, 4*4*O]
   outputs = col2im_stride2(taps.reshape(batch * time, height, width, 4, 4, out_features))
@@ -195,7 +195,7 @@ class MixtureDecoder(nn.Module):
 
     outputs = (*self.channels[1:], image_channels)
     for i, (inputs, features) in enumerate(zip(self.channels, outputs), start=1):
-      kernel = self.param(f"kernel_{i}", expert_init(4 * inputs), (experts, 4, 4, inputs, features))
+      kernel = self.param(f"kernel_{i}", expert_init(4 * inputs), (experts, inputs, 4, 4, features))
       bias = self.param(f"bias_{i}", nn.initializers.zeros_init(), (experts, features))
       hidden = conv_transpose_stride2(hidden, blend(weights, kernel), blend(weights, bias))  # [B, T, 2h, 2w, O]
       if i < len(outputs):
