@@ -5,7 +5,9 @@ r"""Train-step speed and memory of each model at reference sizes; prints a table
 Each case runs in its own process so that its peak memory is its own. Reported: compile
 time, steps/s and sequences/s over timed steps after one warm-up step, the process's peak
 resident memory, and XLA's own estimate of the step's buffers (arguments + outputs not aliasing
-the donated arguments + temps).
+the donated arguments + temps). XLA's flop count of the step and the achieved rate, and the
+CPU seconds per step spent in user code and in the kernel (mostly zeroing freshly mapped pages
+of large intermediate buffers), show how close a step is to the machine's limits.
 """
 
 import functools
@@ -81,13 +83,16 @@ def measure(name: str, steps: int) -> dict:
       if memory is not None
       else float("nan")
   )  # the donated state's outputs alias its arguments
+  cost = compiled.cost_analysis()
+  flops = (cost[0] if isinstance(cost, list) else cost or {}).get("flops", float("nan"))
   state, metrics = compiled(state, batch, key)
   jax.block_until_ready(metrics)
-  started = time.perf_counter()
+  usage_before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
   for _ in range(steps):
     state, metrics = compiled(state, batch, key)
   jax.block_until_ready(metrics)
   seconds_per_step = (time.perf_counter() - started) / steps
+  usage_after = resource.getrusage(resource.RUSAGE_SELF)
   params = sum(leaf.size for leaf in jax.tree.leaves(state.params))
   return {
       "case": name,
@@ -97,9 +102,25 @@ def measure(name: str, steps: int) -> dict:
       "s_per_step": seconds_per_step,
       "steps_per_s": 1 / seconds_per_step,
       "sequences_per_s": batch_size / seconds_per_step,
+      "GFLOP_per_step": flops / 1e9,
+      "GFLOP_per_s": flops / 1e9 / seconds_per_step,
+      "user_cpu_s_per_step": (usage_after.ru_utime - usage_before.ru_utime) / steps,
+      "kernel_cpu_s_per_step": (usage_after.ru_stime - usage_before.ru_stime) / steps,
       "peak_rss_GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
       "xla_buffers_GB": xla_bytes / 2**30,
   }
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+  """This machine's f32 rate on one large square matmul: the practical ceiling of a train step."""
+  a = jax.random.normal(jax.random.key(0), (size, size))
+  product = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(product(a))
+  started = time.perf_counter()
+  for _ in range(repeats):
+    result = product(a)
+  jax.block_until_ready(result)
+  return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
 def main(argv):
@@ -117,8 +138,12 @@ def main(argv):
       raise RuntimeError(f"Case {name} failed:\n{result.stderr[-3000:]}")
     rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
   device = f"{jax.devices()[0].platform} x{jax.device_count()}"
-  header = ["case", "batch", "params_M", "compile_s", "s_per_step", "steps_per_s", "sequences_per_s", "peak_rss_GB", "xla_buffers_GB"]
+  header = [
+      "case", "batch", "params_M", "compile_s", "s_per_step", "steps_per_s", "sequences_per_s", "GFLOP_per_step",
+      "GFLOP_per_s", "user_cpu_s_per_step", "kernel_cpu_s_per_step", "peak_rss_GB", "xla_buffers_GB",
+  ]
   print(f"Train step on {device} (jax {jax.__version__}), {FLAGS.steps} timed steps after one warm-up")
+  print(f"A 2048^3 f32 matmul runs at {matmul_gflops():.0f} GFLOP/s here.")
   print("| " + " | ".join(header) + " |")
   print("|" + "---|" * len(header))
   for row in rows:
