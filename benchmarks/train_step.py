@@ -69,7 +69,7 @@ def measure(name: str, steps: int) -> dict:
   mesh = train.make_mesh()
   batch_size, num_frames = config.train.batch_size, config.data.num_frames
   videos = np.random.default_rng(0).integers(0, 256, (batch_size, num_frames, *image_shape), np.uint8)
-  init = jax.jit(functools.partial(train.create_train_state, task, tx), out_shardings=train.replicated(mesh))
+  init = train.jit_state_init(functools.partial(train.create_train_state, task, tx), mesh)
   state = init(videos[:1], jax.random.key(0))  # as train.train_stage does
   batch = train.shard_batch({"video": videos}, mesh)
   key = jax.random.key(1)

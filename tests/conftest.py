@@ -1,13 +1,30 @@
-"""Shared fixtures: small datasets built once per session into a temporary data dir."""
+"""Shared fixtures: small datasets built once per session into a temporary data dir, and a compilation cache."""
 
 import os
+import shutil
+import tempfile
 
+import jax
 import pytest
 
 from dsa_jax import data
 from experiments import base
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+
+
+def pytest_configure(config):
+  """Tests (and their subprocesses) share compiled programs through a disk cache fresh for each session."""
+  cache_dir = tempfile.mkdtemp(prefix="dsa_jax_xla_cache_")
+  config.add_cleanup(lambda: shutil.rmtree(cache_dir, ignore_errors=True))
+  settings = {
+      "jax_compilation_cache_dir": cache_dir,
+      "jax_persistent_cache_min_compile_time_secs": 0,
+      "jax_persistent_cache_min_entry_size_bytes": -1,
+  }
+  for name, value in settings.items():
+    jax.config.update(name, value)
+    os.environ[name.upper()] = str(value)
 
 
 def pendulum_config(data_dir: str, variant: str = "small", num_frames: int = 16):
