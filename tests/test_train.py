@@ -161,9 +161,9 @@ def test_step_compiles_once_and_fits_a_batch(tiny_task):
   task, tx = tiny_task
   colours = np.random.default_rng(0).integers(0, 2, (4, 1, 1, 1, 3), dtype=np.uint8) * 255
   videos = np.broadcast_to(colours, (4, 4, 64, 64, 3)).copy()  # one solid colour per video
-  state = train.create_train_state(task, tx, videos, jax.random.key(0))
-  traced_loss = chex.assert_max_traces(task.loss_fn, n=1)
-  step = jax.jit(functools.partial(train.train_step, loss_fn=traced_loss), donate_argnums=(0,))
+  mesh = train.make_mesh()
+  state = train.jit_state_init(functools.partial(train.create_train_state, task, tx), mesh)(videos, jax.random.key(0))
+  step = train.jit_train_step(chex.assert_max_traces(task.loss_fn, n=1), mesh)
   losses = []
   for _ in range(25):
     state, metrics = step(state, {"video": jnp.asarray(videos)}, jax.random.key(1))
@@ -183,8 +183,8 @@ videos = np.random.default_rng(0).integers(0, 256, (4, 4, 64, 64, 3), dtype=np.u
 losses = {}
 for count in (1, 2):
   mesh = train.make_mesh(jax.devices()[:count])
-  state = jax.device_put(train.create_train_state(task, tx, videos, jax.random.key(0)), train.replicated(mesh))
-  step = jax.jit(functools.partial(train.train_step, loss_fn=task.loss_fn))
+  state = train.jit_state_init(functools.partial(train.create_train_state, task, tx), mesh)(videos, jax.random.key(0))
+  step = train.jit_train_step(task.loss_fn, mesh)
   for _ in range(2):
     state, metrics = step(state, train.shard_batch({"video": videos}, mesh), jax.random.key(1))
   losses[count] = float(metrics["loss"])

@@ -25,7 +25,8 @@ def videos(batch=B, time=T, size=16, seed=0):
 @pytest.fixture(scope="module")
 def tiny():
   model = vdsm.VDSM(TINY)
-  params = model.init({"params": jax.random.key(0), "sample": jax.random.key(1)}, videos())["params"]
+  init = jax.jit(model.init, compiler_options=train.CPU_INIT_COMPILER_OPTIONS)
+  params = init({"params": jax.random.key(0), "sample": jax.random.key(1)}, videos())["params"]
   return model, params
 
 
@@ -142,15 +143,15 @@ def test_blur_pool_is_a_reflect_padded_binomial_filter_with_stride_2():
 def test_encoder_gives_256_features_per_64x64_frame():
   encoder = vdsm_layers.Encoder()
   frames = jnp.zeros((3, 64, 64, 3))
-  params = encoder.init(jax.random.key(0), frames)
-  assert encoder.apply(params, frames).shape == (3, 256)
+  params = jax.jit(encoder.init)(jax.random.key(0), frames)
+  assert jax.jit(encoder.apply)(params, frames).shape == (3, 256)
   with pytest.raises(ValueError, match="4 \\* 2\\^k"):
     vdsm_layers.num_blocks(48)
 
 
 def test_every_output_has_the_documented_shape(tiny):
   model, params = tiny
-  pretrain, sequence = model.apply({"params": params}, videos(), rngs={"sample": jax.random.key(5)})
+  pretrain, sequence = jax.jit(model.apply)({"params": params}, videos(), rngs={"sample": jax.random.key(5)})
   assert pretrain.logits.shape == sequence.logits.shape == (B, T, 16, 16, 3)
   assert pretrain.kl_z.shape == sequence.kl_z.shape == (B, T)
   assert pretrain.kl_s.shape == sequence.kl_d.shape == pretrain.log_likelihood.shape == (B,)
