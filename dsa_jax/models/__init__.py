@@ -1,0 +1,1 @@
+"""Flax Linen modules of DSA and VDSM and their layers."""
