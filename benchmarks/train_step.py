@@ -1,6 +1,7 @@
 r"""Train-step speed and memory of each model at reference sizes; prints a table.
 
   python -m benchmarks.train_step [--cases=dsa_notes,dsa_quick] [--steps=5]
+  python -m benchmarks.train_step --cases=vdsm_pendulum_pretrain,vdsm_pendulum_sequence --steps=2
 
 Each case runs in its own process so that its peak memory is its own. Reported: compile
 time, steps/s and sequences/s over timed steps after one warm-up step, the process's peak
@@ -22,7 +23,7 @@ import numpy as np
 from absl import app, flags
 
 from dsa_jax import tasks, train
-from experiments import dsa_pendulum, vdsm_sprites
+from experiments import dsa_pendulum, vdsm_pendulum, vdsm_sprites
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", ["dsa_notes", "dsa_quick", "vdsm_pretrain", "vdsm_sequence"], "Cases to run.")
@@ -48,7 +49,13 @@ def vdsm_sprites_stage(stage: str):
   config = train.stage_config(vdsm_sprites.get_config(), stage, "/unused")
   with config.unlocked():
     config.train.batch_size = 20
+    config.vdsm.group_size = 1  # 8 frames per element, as timed by the authors
   return config
+
+
+def vdsm_pendulum_stage(stage: str):
+  """One stage of the full pendulum config as it trains (pretraining: 50 identity groups x 2 clips x 16 frames)."""
+  return train.stage_config(vdsm_pendulum.get_config(), stage, "/unused")
 
 
 CASES = {
@@ -56,6 +63,8 @@ CASES = {
     "dsa_quick": dsa_quick,
     "vdsm_pretrain": lambda: vdsm_sprites_stage("pretrain"),
     "vdsm_sequence": lambda: vdsm_sprites_stage("sequence"),
+    "vdsm_pendulum_pretrain": lambda: vdsm_pendulum_stage("pretrain"),
+    "vdsm_pendulum_sequence": lambda: vdsm_pendulum_stage("sequence"),
 }
 
 
@@ -67,7 +76,8 @@ def measure(name: str, steps: int) -> dict:
   task = tasks.make_task(config, image_shape)
   tx = train.make_optimizer(config.train, task.trainable)
   mesh = train.make_mesh()
-  batch_size, num_frames = config.train.batch_size, config.data.num_frames
+  spec = train.batch_spec(config, task, config.train.batch_size)
+  batch_size, num_frames = spec.batch_size, spec.num_frames * spec.group_size  # a group's clips, concatenated
   videos = np.random.default_rng(0).integers(0, 256, (batch_size, num_frames, *image_shape), np.uint8)
   init = train.jit_state_init(functools.partial(train.create_train_state, task, tx), mesh)
   state = init(videos[:1], jax.random.key(0))  # as train.train_stage does
