@@ -114,6 +114,20 @@ def transfer_statistics(
   }
 
 
+def transfer_grid_statistics(
+    grid: np.ndarray, identity_colour: np.ndarray, identity_speed: np.ndarray,
+    action_colour: np.ndarray, action_speed: np.ndarray,
+) -> dict[str, float]:
+  """transfer_statistics of a grid [I, A, T, H, W, 3] whose entry (i, a) has identity i's s and
+  action a's d, given each identity source's colour and speed [I] and each action source's [A]."""
+  rows, cols = grid.shape[:2]
+  return transfer_statistics(
+      grid.reshape(rows * cols, *grid.shape[2:]),  # identity-major, like the repeats below
+      identity_colour=np.repeat(identity_colour, cols), action_speed=np.tile(action_speed, rows),
+      identity_speed=np.repeat(identity_speed, cols), action_colour=np.tile(action_colour, rows),
+  )
+
+
 SWINGING_PEAK_TO_PEAK = 0.2  # radians (~11 degrees); the data's swings span 0.9-1.7
 
 

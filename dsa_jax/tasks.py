@@ -185,11 +185,10 @@ def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, in
     half = videos.shape[0] // 2
     identities, actions = videos[:half], videos[half : 2 * half]
     grid = np.asarray(vdsm_sampling.transfer(model, params, identities, actions, key, horizon, final_tau, train_frames))
-    flat = grid.reshape(-1, *grid.shape[2:])  # [I * A, T, H, W, C], identity-major
     colours, speeds = pendulum_metrics.bob_colour(videos), pendulum_metrics.swing_speed(videos)
-    identity_colour, identity_speed = colours[:half].repeat(half), speeds[:half].repeat(half)
-    action_colour, action_speed = np.tile(colours[half : 2 * half], half), np.tile(speeds[half : 2 * half], half)
-    scores = pendulum_metrics.transfer_statistics(flat, identity_colour, action_speed, identity_speed, action_colour)
+    scores = pendulum_metrics.transfer_grid_statistics(
+        grid, colours[:half], speeds[:half], colours[half : 2 * half], speeds[half : 2 * half]
+    )
     generated = vdsm_sampling.generate(model, params, jax.random.fold_in(key, 1), videos.shape[0], horizon, final_tau)
     continued = vdsm_sampling.continue_video(model, params, videos, jax.random.fold_in(key, 2), horizon, final_tau, train_frames)
     return {

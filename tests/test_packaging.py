@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.test_readme import REPO
 
 
 def test_installed_packages_import_outside_the_repository(tmp_path):

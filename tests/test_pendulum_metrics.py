@@ -46,6 +46,22 @@ def test_transfer_statistics_count_which_source_each_factor_follows():
   }
 
 
+def test_transfer_grid_statistics_pair_each_grid_entry_with_its_row_identity_and_column_action():
+  parameters, videos = clips(16, per_class=1)
+  by_class = {(c, s): videos[i] for i, (c, s) in enumerate(zip(parameters["colour"], parameters["speed"]))}
+  identity_colour, identity_speed = np.array([0, 1]), np.array([0, 1])
+  action_colour, action_speed = np.array([2, 3]), np.array([1, 0])
+  grid = np.stack([np.stack([by_class[(c, s)] for s in action_speed]) for c in identity_colour])  # [2, 2, T, ...]
+  scores = pendulum_metrics.transfer_grid_statistics(grid, identity_colour, identity_speed, action_colour, action_speed)
+  assert scores == {  # pairs differing in colour and speed: (identity 0, action 0) and (1, 1)
+      "pairs": 2,
+      "colour_follows_identity_source": 1.0,
+      "colour_follows_action_source": 0.0,
+      "speed_follows_action_source": 1.0,
+      "speed_follows_identity_source": 0.0,
+  }
+
+
 def test_still_swinging_tells_a_swinging_clip_from_a_frozen_or_stopped_one():
   _, videos = clips(60, per_class=1)
   frozen = np.repeat(videos[:, :1], 60, axis=1)
