@@ -8,7 +8,9 @@ time, steps/s and sequences/s over timed steps after one warm-up step, the proce
 resident memory, and XLA's own estimate of the step's buffers (arguments + outputs not aliasing
 the donated arguments + temps). XLA's flop count of the step and the achieved rate, and the
 CPU seconds per step spent in user code and in the kernel (mostly zeroing freshly mapped pages
-of large intermediate buffers), show how close a step is to the machine's limits.
+of large intermediate buffers), show how close a step is to the machine's limits. The last
+column checks VDSM's two stages at the authors' settings against the targets (2 CPU cores:
+1 s/step and 4 GB; one GPU: 20 ms/step).
 """
 
 import functools
@@ -57,6 +59,9 @@ def vdsm_pendulum_stage(stage: str):
   """One stage of the full pendulum config as it trains (pretraining: 50 identity groups x 2 clips x 16 frames)."""
   return train.stage_config(vdsm_pendulum.get_config(), stage, "/unused")
 
+
+VDSM_TARGETS = {"cpu": {"s_per_step": 1.0, "peak_rss_GB": 4.0}, "gpu": {"s_per_step": 0.02}}  # 2 CPU cores; one GPU
+TARGETED_CASES = ("vdsm_pretrain", "vdsm_sequence")  # the authors' Sprites settings
 
 CASES = {
     "dsa_notes": dsa_notes,
@@ -121,6 +126,15 @@ def measure(name: str, steps: int) -> dict:
   }
 
 
+def target_verdict(row: dict, platform: str) -> str:
+  """'met' or what misses the target on this platform, for the targeted cases; '' otherwise."""
+  target = VDSM_TARGETS.get(platform)
+  if target is None or row["case"] not in TARGETED_CASES:
+    return ""
+  missed = [f"{key} {row[key]:.3g} > {limit:g}" for key, limit in target.items() if row[key] > limit]
+  return "missed: " + ", ".join(missed) if missed else "met"
+
+
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
   """This machine's f32 rate on one large square matmul: the practical ceiling of a train step."""
   a = jax.random.normal(jax.random.key(0), (size, size))
@@ -147,16 +161,19 @@ def main(argv):
     if result.returncode:
       raise RuntimeError(f"Case {name} failed:\n{result.stderr[-3000:]}")
     rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-  device = f"{jax.devices()[0].platform} x{jax.device_count()}"
+  platform = jax.devices()[0].platform
+  device = f"{platform} x{jax.device_count()}"
   header = [
       "case", "batch", "params_M", "compile_s", "s_per_step", "steps_per_s", "sequences_per_s", "GFLOP_per_step",
-      "GFLOP_per_s", "user_cpu_s_per_step", "kernel_cpu_s_per_step", "peak_rss_GB", "xla_buffers_GB",
+      "GFLOP_per_s", "user_cpu_s_per_step", "kernel_cpu_s_per_step", "peak_rss_GB", "xla_buffers_GB", "target",
   ]
   print(f"Train step on {device} (jax {jax.__version__}), {FLAGS.steps} timed steps after one warm-up")
   print(f"A 2048^3 f32 matmul runs at {matmul_gflops():.0f} GFLOP/s here.")
+  print(f"Targets of VDSM's two stages on {platform}: {VDSM_TARGETS.get(platform, 'none')}")
   print("| " + " | ".join(header) + " |")
   print("|" + "---|" * len(header))
   for row in rows:
+    row["target"] = target_verdict(row, platform)
     cells = [f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k]) for k in header]
     print("| " + " | ".join(cells) + " |")
 
