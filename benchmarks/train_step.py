@@ -38,26 +38,25 @@ def dsa_notes():
   config = dsa_pendulum.get_config()
   config.data.num_frames = 8
   config.train.batch_size = 20
-  return config
+  return config, None
 
 
 def dsa_quick():
   """The :quick config a README user runs first."""
-  return dsa_pendulum.get_config("quick")
+  return dsa_pendulum.get_config("quick"), None
 
 
 def vdsm_sprites_stage(stage: str):
   """VDSM at the Sprites settings of the authors' timing: batch 20 x 8 frames, kz 30, ks 40, kd 50, RNNs 3 x 512."""
-  config = train.stage_config(vdsm_sprites.get_config(), stage, "/unused")
-  with config.unlocked():
-    config.train.batch_size = 20
-    config.vdsm.group_size = 1  # 8 frames per element, as timed by the authors
-  return config
+  config = vdsm_sprites.get_config()
+  config.vdsm_pretrain.batch_size = config.vdsm_sequence.batch_size = 20
+  config.vdsm.group_size = 1  # 8 frames per element, as timed by the authors
+  return config, stage
 
 
 def vdsm_pendulum_stage(stage: str):
   """One stage of the full pendulum config as it trains (pretraining: 50 identity groups x 2 clips x 16 frames)."""
-  return train.stage_config(vdsm_pendulum.get_config(), stage, "/unused")
+  return vdsm_pendulum.get_config(), stage
 
 
 VDSM_TARGETS = {"cpu": {"s_per_step": 1.0, "peak_rss_GB": 4.0}, "gpu": {"s_per_step": 0.02}}  # 2 CPU cores; one GPU
@@ -75,14 +74,16 @@ CASES = {
 
 def measure(name: str, steps: int) -> dict:
   """Compiles and times one case's train step on random frames."""
-  config = CASES[name]()
+  config, stage_name = CASES[name]()
   image_size = config.data.image_size or 64
   image_shape = (image_size, image_size, 3)
-  task = tasks.make_task(config, image_shape)
-  tx = train.make_optimizer(config.train, task.trainable)
+  if stage_name is not None:
+    config.stage = stage_name
+  stage = tasks.make_stages(config, image_shape, "/unused")[0]
+  task = stage.task
+  tx = train.make_optimizer(stage.learning_rate, config.train.grad_clip_norm, task.trainable)
   mesh = train.make_mesh()
-  spec = train.batch_spec(config, task, config.train.batch_size)
-  batch_size, num_frames = spec.batch_size, spec.num_frames * spec.group_size  # a group's clips, concatenated
+  batch_size, num_frames = stage.batch_size, config.data.num_frames * task.group_size  # a group's clips, concatenated
   videos = np.random.default_rng(0).integers(0, 256, (batch_size, num_frames, *image_shape), np.uint8)
   init = train.jit_state_init(functools.partial(train.create_train_state, task, tx), mesh)
   state = init(videos[:1], jax.random.key(0))  # as train.train_stage does

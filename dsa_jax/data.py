@@ -7,6 +7,7 @@ needs no iterator state. Batches are assembled on a background thread.
 
 import dataclasses
 import importlib
+import json
 import os
 import queue
 import threading
@@ -29,6 +30,8 @@ BUILDERS = {
 }
 VIDEO_KEY = "video"
 IDENTITY_KEYS = {"pendulum": "colour", "sprites": "character", "moving_mnist": "identity", "mug": "subject"}
+DEFAULT_DATA_DIR = "~/tensorflow_datasets"
+METADATA_FILES = ("dataset_info.json", "features.json")
 
 
 class DataError(ValueError):
@@ -43,29 +46,91 @@ def builder_class(name: str) -> type[tfds.core.DatasetBuilder]:
   return getattr(importlib.import_module(module_name), class_name)
 
 
-def default_data_dir() -> str:
-  """Where built datasets are cached when config.data.data_dir is unset."""
-  return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
+def existing_dir(setting: str, value: str, alternative: str) -> str:
+  """The expanded path a data dir setting names; refuses one that does not exist rather than create it."""
+  path = os.path.expanduser(value)
+  if not os.path.isdir(path):
+    raise DataError(f"{setting}={path} does not exist. Create it (mkdir -p {path}) or {alternative}.")
+  return path
+
+
+def cache_dir(data_config: ml_collections.ConfigDict) -> str:
+  """Where built datasets are cached: config.data.data_dir, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
+  default = os.path.expanduser(DEFAULT_DATA_DIR)
+  if data_config.data_dir is not None:
+    unset = f"leave it unset to use $TFDS_DATA_DIR or {default}"
+    return existing_dir("config.data.data_dir", data_config.data_dir, unset)
+  if os.environ.get("TFDS_DATA_DIR"):
+    unset = f"unset it to use {default}"
+    return existing_dir("the environment variable TFDS_DATA_DIR", os.environ["TFDS_DATA_DIR"], unset)
+  return default
+
+
+def dataset_full_name(data_config: ml_collections.ConfigDict) -> str:
+  """The dataset's TFDS name NAME/VARIANT/VERSION: also its folder inside the data dir."""
+  cls = builder_class(data_config.name)
+  variant = data_config.variant or cls.DEFAULT_BUILDER_CONFIG_NAME or cls.BUILDER_CONFIGS[0].name
+  return f"{cls.name}/{variant}/{cls.VERSION}"
+
+
+def damaged_dataset(full_name: str, folder: str, path: str, error: Exception) -> DataError:
+  """The error for a built dataset with a file that cannot be read: names the file and the folder to delete."""
+  return DataError(
+      f"The cached dataset {full_name} is damaged ({path}: {error}). Delete {folder} and rerun to rebuild it."
+  )
+
+
+def check_metadata(full_name: str, folder: str) -> None:
+  """Refuses a built dataset folder whose dataset_info.json or features.json is missing or unreadable."""
+  for filename in METADATA_FILES:
+    path = os.path.join(folder, filename)
+    try:
+      with open(path, encoding="utf-8") as file:
+        json.load(file)
+    except (OSError, ValueError) as error:
+      raise damaged_dataset(full_name, folder, path, error) from error
 
 
 def make_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """The dataset's builder with the configured data dir, variant and file format."""
-  data_dir = data_config.data_dir
-  if data_dir is not None and not os.path.isdir(os.path.expanduser(data_dir)):
-    raise DataError(
-        f"config.data.data_dir={data_dir!r} does not exist. Create it (mkdir -p {data_dir}) or "
-        f"leave it unset to use {default_data_dir()}."
-    )
-  builder_kwargs: dict[str, Any] = {
-      "data_dir": os.path.expanduser(data_dir) if data_dir else default_data_dir(),
-      "file_format": "array_record",
-      "config": data_config.variant,
-  }
-  return builder_class(data_config.name)(**builder_kwargs)
+  data_dir, full_name = cache_dir(data_config), dataset_full_name(data_config)
+  folder = os.path.join(data_dir, full_name)
+  if os.path.isdir(folder):  # TFDS moves a build into this folder only once it is complete
+    check_metadata(full_name, folder)
+  builder_cls = builder_class(data_config.name)
+  return builder_cls(data_dir=data_dir, file_format="array_record", config=data_config.variant)
+
+
+def shard_ranges(source) -> list[tuple[str, int, int]]:
+  """(file, first index, end index) of each array_record shard of a source's split."""
+  instructions = source.dataset_info.splits[source.split].file_instructions
+  ends = np.cumsum([instruction.take for instruction in instructions]).tolist()
+  return [(os.fspath(shard.filename), end - shard.take, end) for shard, end in zip(instructions, ends)]
+
+
+def check_shards(source, indices: list[int]) -> None:
+  """Reads the examples at indices shard by shard; a shard that cannot be read raises a DataError naming it."""
+  for path, start, end in shard_ranges(source):
+    wanted = [index for index in indices if start <= index < end]
+    if not wanted:
+      continue
+    try:
+      source.__getitems__(wanted)
+    except RuntimeError as error:  # array_record's error for a truncated, corrupt or missing file
+      raise damaged_dataset(source.dataset_info.full_name, source.dataset_info.data_dir, path, error) from error
+
+
+def read_examples(source, indices: list[int]) -> list[dict[str, Any]]:
+  """source.__getitems__(indices); a damaged shard raises a DataError naming it and the folder to delete."""
+  try:
+    return source.__getitems__(indices)
+  except RuntimeError:
+    check_shards(source, indices)
+    raise
 
 
 def load_source(data_config: ml_collections.ConfigDict, split: str):
-  """A random-access source of one split, building (once, then cached) if needed."""
+  """A random-access source of one split, building (once, then cached) if needed; refuses damaged files."""
   builder = make_builder(data_config)
   if not builder.is_prepared():
     print(f"Building dataset {builder.info.full_name} into {builder.data_dir} (once; cached).")
@@ -74,7 +139,9 @@ def load_source(data_config: ml_collections.ConfigDict, split: str):
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   if split not in builder.info.splits:
     raise DataError(f"Dataset {data_config.name} has splits {list(builder.info.splits)}, not {split!r}.")
-  return builder.as_data_source(split=split)
+  source = builder.as_data_source(split=split)
+  check_shards(source, [index for _, start, end in shard_ranges(source) for index in (start, end - 1)])
+  return source
 
 
 def to_unit_interval(videos):
@@ -124,7 +191,7 @@ def identity_labels(source, dataset_name: str) -> np.ndarray:
   key = IDENTITY_KEYS[dataset_name]
   labels = np.empty(len(source), np.int64)
   for start in range(0, len(source), 256):
-    examples = source.__getitems__(list(range(start, min(start + 256, len(source)))))
+    examples = read_examples(source, list(range(start, min(start + 256, len(source)))))
     labels[start : start + len(examples)] = [example[key] for example in examples]
   return labels
 
@@ -206,7 +273,7 @@ def read_batch(
   grouped = members.ndim == 2
   members = members.reshape(len(members), -1)  # [B, G]
   crops = np.zeros(members.shape) if crops is None else crops.reshape(members.shape)
-  examples = source.__getitems__([int(i) for i in members.ravel()])
+  examples = read_examples(source, [int(i) for i in members.ravel()])
   length = examples[0][VIDEO_KEY].shape[0]
   if num_frames > length:
     raise DataError(f"config.data.num_frames={num_frames} but the clips have {length} frames; lower num_frames.")

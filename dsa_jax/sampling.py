@@ -1,116 +1,70 @@
-"""DSA reconstruction, static/dynamic swaps and generation, plus the image files of them.
+"""Reconstruction, swaps, generation and continuation, written once over a codec.
 
-Every function takes a model, its params and float videos in [0, 1]; use
-`dsa_jax.data.to_unit_interval` for uint8 frames.
+Every function takes a `dsa_jax.codecs.Codec` (from `dsa_jax.restore` or a task), videos
+[B, T, H, W, C] (floats in [0, 1] or uint8) and a key, and returns frame means in [0, 1].
+"static" is DSA's f and VDSM's identity s; "dynamics" DSA's z_1:T and VDSM's action d.
+Files of these (PNG, GIF) are written by `dsa_jax.sample_files`.
 """
-
-import functools
-import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from dsa_jax import visualize
-from dsa_jax.models import dsa
+from dsa_jax.codecs import Codec, Codes
 
 
-def _checked(videos) -> jax.Array:
-  videos = jnp.asarray(videos)
-  if jnp.issubdtype(videos.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(videos))):
-    raise ValueError("Videos contain NaN or Inf values; clean the input before sampling.")
-  return videos
+def reconstruct(codec: Codec, videos, key: jax.Array) -> jax.Array:
+  """Decoded posterior means [B, T, ...] of videos."""
+  codes = codec.encode(videos)
+  return codec.decode(codes, key, jnp.shape(videos)[1])
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _reconstruct(model: dsa.DSA, params, videos, key):
-  _, _, f, z = model.apply({"params": params}, videos, False, rngs={"sample": key}, method="encode")
-  return jax.nn.sigmoid(model.apply({"params": params}, f, z, method="decode"))
+def extend(codec: Codec, videos, key: jax.Array, num_frames: int) -> jax.Array:
+  """Each video's codes decoded to num_frames [B, num_frames, ...] (VDSM: combiner poses for the
+  training length, then the transition; DSA: z_1:T, then the prior)."""
+  return codec.decode(codec.encode(videos), key, num_frames)
 
 
-def reconstruct(model: dsa.DSA, params, videos, key: jax.Array) -> jax.Array:
-  """Decoded posterior means [B, T, H, W, C] of videos [B, T, H, W, C]."""
-  return _reconstruct(model, params, _checked(videos), key)
+def continue_video(codec: Codec, videos, key: jax.Array, num_frames: int) -> jax.Array:
+  """Conditioned on the given first k frames of each video [B, k, ...], then the priors: [B, num_frames, ...]."""
+  return codec.continue_from(videos, key, num_frames)
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _encode_means(model: dsa.DSA, params, videos, key):
-  _, _, f, z = model.apply({"params": params}, videos, False, rngs={"sample": key}, method="encode")
-  return f, z
+def swap(codec: Codec, static_source, dynamic_source, key: jax.Array, num_frames: int | None = None) -> jax.Array:
+  """[B, T, ...]: the static code of static_source[b] with the dynamics of dynamic_source[b]
+  (T: num_frames, default the dynamic source's length)."""
+  static = codec.encode(static_source).static
+  dynamics = codec.encode(dynamic_source).dynamics
+  return codec.decode(Codes(static, dynamics), key, num_frames or jnp.shape(dynamic_source)[1])
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _decode(model: dsa.DSA, params, f, z):
-  return jax.nn.sigmoid(model.apply({"params": params}, f, z, method="decode"))
-
-
-def swap_matrix(model: dsa.DSA, params, static_source, dynamic_source, key: jax.Array) -> jax.Array:
-  """[N, M, T, H, W, C]: entry (i, j) has the static code of video i and the dynamics of video j."""
-  f, _ = _encode_means(model, params, _checked(static_source), key)  # [N, F]
-  _, z = _encode_means(model, params, _checked(dynamic_source), key)  # [M, T, Z]
-  rows, cols = f.shape[0], z.shape[0]
-  f_pairs = jnp.repeat(f, cols, axis=0)  # [N*M, F]
-  z_pairs = jnp.tile(z, (rows, 1, 1))  # [N*M, T, Z]
-  frames = _decode(model, params, f_pairs, z_pairs)
+def swap_grid(codec: Codec, static_sources, dynamic_sources, key: jax.Array, num_frames: int | None = None) -> jax.Array:
+  """[N, M, T, ...]: entry (i, j) has the static code of static_sources[i] and the dynamics of
+  dynamic_sources[j] (VDSM: the action transfer grid)."""
+  static = codec.encode(static_sources).static  # [N, S]
+  dynamics = codec.encode(dynamic_sources).dynamics  # [M, ...]
+  rows, cols = static.shape[0], dynamics.shape[0]
+  pairs = Codes(
+      jnp.repeat(static, cols, axis=0),  # [N*M, S]
+      jnp.tile(dynamics, (rows,) + (1,) * (dynamics.ndim - 1)),  # [N*M, ...]
+  )
+  frames = codec.decode(pairs, key, num_frames or jnp.shape(dynamic_sources)[1])
   return frames.reshape(rows, cols, *frames.shape[1:])
 
 
-def swap(model: dsa.DSA, params, static_source, dynamic_source, key: jax.Array) -> jax.Array:
-  """[B, T, H, W, C]: static code of static_source[b] with the dynamics of dynamic_source[b]."""
-  f, _ = _encode_means(model, params, _checked(static_source), key)
-  _, z = _encode_means(model, params, _checked(dynamic_source), key)
-  return _decode(model, params, f, z)
+def generate(codec: Codec, key: jax.Array, num_videos: int, num_frames: int) -> jax.Array:
+  """[N, T, ...] with the static code and the dynamics drawn from their priors."""
+  static_key, dynamics_key = jax.random.split(key)
+  return generate_with_static(codec, codec.sample_static(static_key, num_videos), dynamics_key, num_frames)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "num_frames"))
-def _generate_from_static(model: dsa.DSA, params, f, key, num_frames: int):
-  return model.apply({"params": params}, f, num_frames, rngs={"sample": key}, method="generate")
+def generate_with_static(codec: Codec, static: jax.Array, key: jax.Array, num_frames: int) -> jax.Array:
+  """[N, T, ...] keeping the static codes [N, S] (e.g. `codec.encode(videos).static`), dynamics from the prior."""
+  dynamics = codec.sample_dynamics(key, static.shape[0], num_frames)
+  return codec.decode(Codes(static, dynamics), jax.random.fold_in(key, 1), num_frames)
 
 
-def generate(model: dsa.DSA, params, key: jax.Array, num_videos: int, num_frames: int) -> jax.Array:
-  """Videos [N, T, H, W, C] with f ~ p(f) and z_1:T rolled out from the dynamics prior."""
-  f_key, z_key = jax.random.split(key)
-  f = jax.random.normal(f_key, (num_videos, model.config.dim_f))
-  return _generate_from_static(model, params, f, z_key, num_frames)
-
-
-def generate_with_static(model: dsa.DSA, params, static_source, key: jax.Array, num_frames: int) -> jax.Array:
-  """Videos [N, T, ...] keeping each source video's static code, with dynamics from the prior."""
-  encode_key, z_key = jax.random.split(key)
-  f, _ = _encode_means(model, params, _checked(static_source), encode_key)
-  return _generate_from_static(model, params, f, z_key, num_frames)
-
-
-def _with_headers(matrix: np.ndarray, row_videos: np.ndarray, col_videos: np.ndarray) -> np.ndarray:
-  """Adds the source videos as a first row and column: [N+1, M+1, T, H, W, C]."""
-  rows, cols = matrix.shape[:2]
-  bordered = np.ones((rows + 1, cols + 1, *matrix.shape[2:]), np.float32)
-  bordered[1:, 1:] = matrix
-  bordered[0, 1:] = col_videos
-  bordered[1:, 0] = row_videos
-  return bordered
-
-
-def write_dsa_samples(model: dsa.DSA, params, videos, key: jax.Array, out_dir: str, num_frames: int) -> list[str]:
-  """Writes reconstructions, f-swaps and prior generations as PNG and GIF files; returns paths."""
-  videos = np.asarray(_checked(videos), np.float32)  # [N, T, H, W, C]
-  count = videos.shape[0]
-  half = count // 2
-  static_source, dynamic_source = videos[:half], videos[half : 2 * half]
-  recon_key, swap_key, prior_key = jax.random.split(key, 3)
-  reconstructions = np.asarray(reconstruct(model, params, videos, recon_key))
-  matrix = np.asarray(swap_matrix(model, params, static_source, dynamic_source, swap_key))
-  generated = np.asarray(generate(model, params, prior_key, count, num_frames))
-  pairs = np.stack([videos, reconstructions], axis=1).reshape(-1, *videos.shape[1:])
-  swaps = np.stack(
-      [static_source, dynamic_source, matrix[np.arange(half), np.arange(half)]], axis=1
-  ).reshape(-1, *videos.shape[1:])
-  bordered = _with_headers(matrix, static_source, dynamic_source)
-  scale = visualize.display_scale(videos.shape[3])
-  return [
-      visualize.save_png(visualize.filmstrip(pairs), os.path.join(out_dir, "reconstructions.png"), scale),
-      visualize.save_png(visualize.filmstrip(swaps), os.path.join(out_dir, "swap.png"), scale),
-      visualize.save_gif(visualize.video_grid(bordered), os.path.join(out_dir, "swap_matrix.gif"), scale=scale),
-      visualize.save_png(visualize.filmstrip(generated), os.path.join(out_dir, "prior.png"), scale),
-      visualize.save_gif(visualize.video_grid(generated[:, None]), os.path.join(out_dir, "prior.gif"), scale=scale),
-  ]
+def generate_with_dynamics(codec: Codec, dynamics: jax.Array, key: jax.Array, num_frames: int | None = None) -> jax.Array:
+  """[N, T, ...] keeping the dynamic codes (e.g. `codec.encode(videos).dynamics`), static from the prior."""
+  static_key, decode_key = jax.random.split(key)
+  static = codec.sample_static(static_key, dynamics.shape[0])
+  return codec.decode(Codes(static, dynamics), decode_key, num_frames)

@@ -1,25 +1,29 @@
-"""Tasks: what the one training loop needs from a model and a stage, as hooks.
+"""Tasks and stages: what the one training loop needs from a model, as hooks.
 
-A Task binds a model to its loss, its TensorBoard images and its sample files; the loop
-in `dsa_jax.train` never branches on the model.
+A model is a list of stages (DSA: one; VDSM: pretraining, then the sequence model). Each stage
+has its task (init, loss, trainable parameters, where its starting parameters come from, its
+codec) and its schedule (steps, batch size, learning rate). The loop in `dsa_jax.train`
+never names a model.
 """
 
 import dataclasses
 import functools
-import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import ml_collections
-import numpy as np
 
-from dsa_jax import checkpointing, data, losses, pendulum_metrics, sampling, schedules, vdsm_sampling, visualize
+from dsa_jax import checkpointing, codecs, data, losses, schedules
 from dsa_jax.models import dsa, vdsm
 
 Params = Any
 Batch = dict[str, jax.Array]
+
+
+class ConfigError(ValueError):
+  """A config field is unknown, out of range or does not apply to the model."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,17 +36,38 @@ class Task:
   init_params: Callable[[jax.Array, jax.Array], Params]
   # (params, batch, key, step) -> (scalar loss, metrics of scalars); traced under jit
   loss_fn: Callable[[Params, Batch, jax.Array, jax.Array], tuple[jax.Array, losses.Metrics]]
-  # (params, float videos, key) -> {name: uint8 [H, W, 3] image or [T, H, W, 3] video} for TensorBoard
-  summary_images: Callable[[Params, np.ndarray, jax.Array], dict[str, np.ndarray]]
-  # (params, float videos, key, out_dir) -> written file paths
-  write_samples: Callable[[Params, np.ndarray, jax.Array, str], list[str]]
-  # (params, float test videos, key) -> named scores of the trained model; None if none apply
-  evaluate: Callable[[Params, np.ndarray, jax.Array], dict[str, float]] | None = None
+  # params -> the trained model's codes (sampling, images, evaluation)
+  codec: Callable[[Params], codecs.Codec]
   group_size: int = 1  # clips of one identity per batch element (data.BatchSpec.group_size)
   # params -> pytree of "trained" / "frozen" labels for the optimizer; None: all trained
   trainable: Callable[[Params], Any] | None = None
   # () -> starting params read from elsewhere (e.g. a pretraining run); None: init_params
   load_params: Callable[[], Params] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One stage of training: its task and its schedule."""
+
+  name: str | None  # the stage's folder inside the workdir; None: the model has one stage
+  task: Task
+  num_steps: int
+  batch_size: int
+  learning_rate: float
+  section: str  # the config section that sets the schedule, for messages ("train", "vdsm_pretrain")
+
+  def field(self, name: str) -> str:
+    """The config field that sets `name` of this stage's schedule, e.g. "config.train.batch_size"."""
+    if self.section == "train" or name not in ("num_steps", "batch_size", "learning_rate"):
+      return f"config.train.{name}"
+    if name == "num_steps":
+      return f"config.{self.section}.num_epochs / steps_per_epoch"
+    return f"config.{self.section}.{name}"
+
+
+def stage_dir(workdir: str, stage_name: str | None) -> str:
+  """Where a stage keeps its checkpoints, metrics, TensorBoard files and samples."""
+  return workdir if stage_name is None else os.path.join(workdir, stage_name)
 
 
 def dsa_model_config(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> dsa.DSAConfig:
@@ -54,7 +79,6 @@ def dsa_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int
   """DSA trained on the (beta-weighted) ELBO."""
   model = dsa.DSA(dsa_model_config(config, image_shape))
   weights = losses.DSAWeights(config.loss.beta_f, config.loss.beta_z, config.loss.kl_warmup_steps)
-  num_sample_frames = config.sample.num_frames or config.data.num_frames
 
   def init_params(key, videos):
     params_key, sample_key = jax.random.split(key)
@@ -66,25 +90,18 @@ def dsa_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int
     output = model.apply({"params": params}, data.to_unit_interval(batch[data.VIDEO_KEY]), rngs={"sample": key})
     return losses.dsa_loss(output, weights, step)
 
-  def summary_images(params, videos, key):
-    reconstructions = np.asarray(sampling.reconstruct(model, params, videos, key))
-    pairs = np.stack([np.asarray(videos), reconstructions], axis=1)  # [N, 2, T, H, W, C]
-    return {
-        "reconstructions": visualize.filmstrip(pairs.reshape(-1, *videos.shape[1:])),
-        "reconstruction_videos": visualize.video_grid(pairs),
-    }
+  codec = functools.partial(codecs.DSACodec, model, train_frames=config.data.num_frames)
+  return Task("dsa", model, init_params, loss_fn, codec)
 
-  def write_samples(params, videos, key, out_dir):
-    return sampling.write_dsa_samples(model, params, videos, key, out_dir, num_sample_frames)
 
-  def evaluate_pendulum_swaps(params, videos, key):
-    half = videos.shape[0] // 2
-    static_source, dynamic_source = videos[:half], videos[half : 2 * half]
-    swapped = np.asarray(sampling.swap(model, params, static_source, dynamic_source, key))
-    return pendulum_metrics.swap_statistics(swapped, static_source, dynamic_source)
-
-  evaluate = evaluate_pendulum_swaps if config.data.name == "pendulum" else None
-  return Task("dsa", model, init_params, loss_fn, summary_images, write_samples, evaluate)
+def dsa_stages(config: ml_collections.ConfigDict, image_shape, workdir: str) -> tuple[Stage, ...]:
+  """DSA's single stage, scheduled by config.train."""
+  del workdir
+  train = config.train
+  for name in ("num_steps", "batch_size", "learning_rate"):
+    if train[name] is None:
+      raise ConfigError(f"config.train.{name} is not set; DSA needs it (e.g. --config.train.{name}=...).")
+  return (Stage(None, dsa_task(config, image_shape), train.num_steps, train.batch_size, train.learning_rate, "train"),)
 
 
 VDSM_STAGES = ("pretrain", "sequence")
@@ -116,34 +133,26 @@ def frozen_as_constants(params: Params, labels: Params) -> Params:
   return jax.tree.map(lambda value, label: jax.lax.stop_gradient(value) if label == "frozen" else value, params, labels)
 
 
-def restore_pretrained_params(workdir: str | None) -> Params:
-  """The params of the latest pretraining checkpoint in workdir (a `pretrain` run or its parent)."""
-  if workdir is None:
-    raise checkpointing.CheckpointError("The VDSM sequence stage needs config.init_from: a workdir with a pretraining run.")
+def restore_pretrained_params(workdir: str) -> Params:
+  """The params of the latest pretraining checkpoint in workdir (a VDSM run or its `pretrain` folder)."""
   candidates = [os.path.join(workdir, "pretrain"), workdir]
   for directory in candidates:
-    if not os.path.isdir(checkpointing.checkpoint_dir(directory)):
+    if not checkpointing.has_checkpoints(checkpointing.checkpoint_dir(directory)):
       continue
     checkpointer = checkpointing.Checkpointer(checkpointing.checkpoint_dir(directory), 1, read_only=True)
-    step = checkpointer.latest_step()
-    if step is not None and checkpointer.restore_config(step).stage == "pretrain":
-      return jax.tree.map(jax.numpy.asarray, checkpointer.restore_params(step))
+    if checkpointer.restore_metadata().get("stage") == "pretrain":
+      return jax.tree.map(jax.numpy.asarray, checkpointer.restore_params())
   raise checkpointing.CheckpointError(
       f"No VDSM pretraining checkpoint in {' or '.join(candidates)}. Run config.stage=pretrain first, or set "
       "config.init_from to the workdir of a finished pretraining run."
   )
 
 
-def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
-  """One VDSM stage (config.stage "pretrain" or "sequence") with its schedules and frozen parts."""
-  stage = config.stage
-  if stage not in VDSM_STAGES:
-    raise ValueError(f"A VDSM task needs config.stage in {VDSM_STAGES}; got {stage!r}.")
+def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int], stage: str, workdir: str) -> Task:
+  """One VDSM stage ("pretrain" or "sequence") with its schedules and frozen parts."""
   model = vdsm.VDSM(vdsm_model_config(config, image_shape))
   stage_config = config.vdsm_pretrain if stage == "pretrain" else config.vdsm_sequence
   weights_at = schedules.pretrain_weights if stage == "pretrain" else schedules.sequence_weights
-  train_frames = config.data.num_frames
-  horizon = config.sample.num_frames or train_frames
   final_tau = float(weights_at(10**9, stage_config).tau)
 
   def init_params(key, videos):
@@ -161,90 +170,73 @@ def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, in
       return losses.vdsm_pretrain_loss(output, weights)
     return losses.vdsm_sequence_loss(output, weights)
 
-  def summary_images(params, videos, key):
-    if stage == "pretrain":
-      reconstructions = vdsm_sampling.reconstruct_frames(model, params, videos, final_tau)
-      images = {}
-    else:
-      reconstructions = vdsm_sampling.reconstruct(model, params, videos, key, final_tau, train_frames)
-      generated = np.asarray(vdsm_sampling.generate(model, params, key, videos.shape[0], horizon, final_tau))  # [N, horizon, H, W, C]
-      images = {"generation": visualize.filmstrip(generated), "generation_videos": visualize.video_grid(generated[None])}
-    pairs = np.stack([np.asarray(videos), np.asarray(reconstructions)], axis=1)  # [N, 2, T, H, W, C]
-    return {
-        "reconstructions": visualize.filmstrip(pairs.reshape(-1, *videos.shape[1:])),
-        "reconstruction_videos": visualize.video_grid(pairs),
-        **images,
-    }
-
-  def write_samples(params, videos, key, out_dir):
-    return vdsm_sampling.write_samples(
-        model, params, videos, key, out_dir, stage=stage, tau=final_tau, train_frames=train_frames, horizon=horizon
-    )
-
-  def evaluate_pendulum_transfer(params, videos, key):
-    half = videos.shape[0] // 2
-    identities, actions = videos[:half], videos[half : 2 * half]
-    grid = np.asarray(vdsm_sampling.transfer(model, params, identities, actions, key, horizon, final_tau, train_frames))
-    colours, speeds = pendulum_metrics.bob_colour(videos), pendulum_metrics.swing_speed(videos)
-    scores = pendulum_metrics.transfer_grid_statistics(
-        grid, colours[:half], speeds[:half], colours[half : 2 * half], speeds[half : 2 * half]
-    )
-    generated = vdsm_sampling.generate(model, params, jax.random.fold_in(key, 1), videos.shape[0], horizon, final_tau)
-    continued = vdsm_sampling.continue_video(model, params, videos, jax.random.fold_in(key, 2), horizon, final_tau, train_frames)
-    return {
-        **scores,
-        "generations": videos.shape[0],
-        "generation_frames": horizon,
-        "generations_swinging_in_last_third": float(pendulum_metrics.still_swinging(np.asarray(generated)).mean()),
-        "continuations_swinging_in_last_third": float(pendulum_metrics.still_swinging(np.asarray(continued)).mean()),
-        "continuations_keeping_speed": float(np.mean(pendulum_metrics.swing_speed(np.asarray(continued)) == speeds)),
-    }
-
-  evaluate = evaluate_pendulum_transfer if config.data.name == "pendulum" and stage == "sequence" else None
+  codec_class = codecs.VDSMPoseCodec if stage == "pretrain" else codecs.VDSMCodec
+  codec = functools.partial(codec_class, model, train_frames=config.data.num_frames, inverse_temperature=final_tau)
+  init_from = os.path.abspath(os.path.expanduser(config.init_from)) if config.init_from else workdir
   return Task(
-      f"vdsm_{stage}", model, init_params, loss_fn, summary_images, write_samples, evaluate,
+      f"vdsm_{stage}", model, init_params, loss_fn, codec,
       group_size=config.vdsm.group_size if stage == "pretrain" else 1,
       trainable=functools.partial(vdsm_labels, stage=stage),
-      load_params=functools.partial(restore_pretrained_params, config.init_from) if stage == "sequence" else None,
+      load_params=functools.partial(restore_pretrained_params, init_from) if stage == "sequence" else None,
   )
 
 
-TASKS = {"dsa": dsa_task, "vdsm": vdsm_task}
+def vdsm_stage(config: ml_collections.ConfigDict, image_shape, workdir: str, name: str) -> Stage:
+  """The named VDSM stage, scheduled by config.vdsm_pretrain or config.vdsm_sequence."""
+  section = "vdsm_pretrain" if name == "pretrain" else "vdsm_sequence"
+  settings = config[section]
+  return Stage(
+      name, vdsm_task(config, image_shape, name, workdir), settings.num_epochs * settings.steps_per_epoch,
+      settings.batch_size, settings.learning_rate, section,
+  )
 
 
-def make_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
-  """The task named by config.model."""
-  if config.model not in TASKS:
-    raise ValueError(f"Unknown config.model {config.model!r}; choose one of {sorted(TASKS)}.")
-  return TASKS[config.model](config, image_shape)
+def vdsm_stages(config: ml_collections.ConfigDict, image_shape, workdir: str) -> tuple[Stage, ...]:
+  """The VDSM stages config.stage asks for ("both": pretraining, then the sequence model)."""
+  for name in ("num_steps", "batch_size", "learning_rate"):
+    if config.train[name] is not None:
+      raise ConfigError(
+          f"config.train.{name} does not apply to VDSM, which trains in stages: set "
+          f"config.vdsm_pretrain.{name} and config.vdsm_sequence.{name} instead."
+          if name != "num_steps" else
+          "config.train.num_steps does not apply to VDSM, which trains in stages: set "
+          "config.vdsm_pretrain.num_epochs / steps_per_epoch and config.vdsm_sequence.num_epochs / steps_per_epoch."
+      )
+  if config.stage == "both":
+    names = VDSM_STAGES
+  elif config.stage in VDSM_STAGES:
+    names = (config.stage,)
+  else:
+    raise ConfigError(f"config.stage must be 'both' or one of {VDSM_STAGES}; got {config.stage!r}.")
+  return tuple(vdsm_stage(config, image_shape, workdir, name) for name in names)
 
 
-def float_videos(videos: np.ndarray) -> np.ndarray:
-  """uint8 videos -> float32 in [0, 1] on the host."""
-  return np.asarray(data.to_unit_interval(videos))
+class Model(NamedTuple):
+  """How the training loop and restore build a model's stages."""
+
+  stage_names: tuple[str | None, ...]  # every stage, in training order
+  stages: Callable[..., tuple[Stage, ...]]  # (config, image_shape, workdir) -> the stages config asks for
+  task: Callable[..., Task]  # (config, image_shape, stage name, workdir) -> that stage's task
 
 
-def sample_dir(workdir: str, step: int) -> str:
-  """Where the sample files of a checkpoint step are written."""
-  return os.path.join(workdir, "samples", f"step_{step}")
+MODELS = {
+    "dsa": Model((None,), dsa_stages, lambda config, image_shape, stage_name, workdir: dsa_task(config, image_shape)),
+    "vdsm": Model(VDSM_STAGES, vdsm_stages, vdsm_task),
+}
 
 
-EVALUATION_FILE = "evaluation.json"
+def model_entry(name: str) -> Model:
+  """The registered model called name (config.model)."""
+  if name not in MODELS:
+    raise ConfigError(f"Unknown config.model {name!r}; choose one of {sorted(MODELS)}.")
+  return MODELS[name]
 
 
-def write_results(task: Task, params, visual_videos, evaluation_videos, key, out_dir: str) -> tuple[list[str], dict[str, float]]:
-  """Writes sample files and (where the task has one) evaluation.json into out_dir."""
-  sample_key, evaluation_key = jax.random.split(key)
-  paths = task.write_samples(params, visual_videos, sample_key, out_dir)
-  scores = task.evaluate(params, evaluation_videos, evaluation_key) if task.evaluate else {}
-  if scores:
-    paths.append(visualize.write_atomically(os.path.join(out_dir, EVALUATION_FILE), json.dumps(scores, indent=2).encode()))
-  return paths, scores
+def make_stages(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int], workdir: str) -> tuple[Stage, ...]:
+  """The stages config.model trains, in order."""
+  return model_entry(config.model).stages(config, tuple(image_shape), workdir)
 
 
-def load_videos(data_config: ml_collections.ConfigDict, split: str, count: int) -> np.ndarray:
-  """The first `count` videos of a split as floats in [0, 1], at the config's length and size."""
-  source = data.load_source(data_config, split)
-  batch = data.first_examples(source, count, data_config.num_frames, data_config.image_size)
-  return float_videos(batch[data.VIDEO_KEY])
-
+def make_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int], stage_name: str | None, workdir: str) -> Task:
+  """The task of one named stage of config.model (None for a single-stage model)."""
+  return model_entry(config.model).task(config, tuple(image_shape), stage_name, workdir)

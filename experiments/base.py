@@ -80,22 +80,32 @@ def get_config() -> config_dict.ConfigDict:
   config.loss.beta_z = 1.0
   config.loss.kl_warmup_steps = 0  # > 0: KL weights ramp linearly from ~0 to 1 over these steps
 
-  config.train = config_dict.ConfigDict()
-  config.train.num_steps = 50_000
-  config.train.batch_size = 20
-  config.train.learning_rate = 2e-4
+  config.train = config_dict.ConfigDict()  # VDSM schedules its stages in vdsm_pretrain / vdsm_sequence instead
+  config.train.num_steps = config_dict.placeholder(int)
+  config.train.batch_size = config_dict.placeholder(int)
+  config.train.learning_rate = config_dict.placeholder(float)
   config.train.grad_clip_norm = config_dict.placeholder(float)
   config.train.log_every = 50
   config.train.image_every = 1000
   config.train.checkpoint_every = 1000
-  config.train.max_checkpoints = 3
+  config.train.max_checkpoints = 3  # at least 1: the newest checkpoint is always kept
 
   config.sample = config_dict.ConfigDict()
   config.sample.num_videos = 8  # test videos shown in images and sample files
   config.sample.num_evaluation_videos = 64  # test videos scored at the end (e.g. pendulum swaps)
   config.sample.num_frames = config_dict.placeholder(int)  # generation horizon; None = data.num_frames
 
+  config.evaluators = ()  # names in dsa_jax.evaluation.EVALUATORS, scored at the end of training
+
   config.lock()
+  return config
+
+
+def dsa_paper_schedule(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
+  """The DSA notes' optimisation: 50k Adam steps of batch 20 at 2e-4."""
+  config.train.num_steps = 50_000
+  config.train.batch_size = 20
+  config.train.learning_rate = 2e-4
   return config
 
 

@@ -14,7 +14,7 @@ from experiments import base
 
 def get_config(variant: str | None = None):
   """DSA at the notes' sizes on whole 16-frame clips; `quick`: small, one digit, 32x32, ~3 min on 2 CPUs."""
-  config = base.get_config()
+  config = base.dsa_paper_schedule(base.get_config())
   config.data.name = "moving_mnist"
   config.data.variant = "default"
   config.data.manual_dir = "../shared/data/mnist"

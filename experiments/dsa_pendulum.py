@@ -9,8 +9,9 @@ from experiments import base
 
 def get_config(variant: str | None = None):
   """DSA at the notes' sizes; `quick`: a small model on 16x16 frames, ~2 minutes on 2 CPU cores."""
-  config = base.get_config()
+  config = base.dsa_paper_schedule(base.get_config())
   config.data.name = "pendulum"
+  config.evaluators = ("pendulum",)
   config.data.num_frames = 16
   if variant is None:
     return config

@@ -13,7 +13,7 @@ from experiments import base
 
 def get_config(variant: str | None = None):
   """DSA at the notes' sizes (20 x 8 frames); `quick`: a small model on 32x32 frames, ~4 min on 2 CPUs."""
-  config = base.get_config()
+  config = base.dsa_paper_schedule(base.get_config())
   config.data.name = "sprites"
   config.data.manual_dir = "../shared/data/lpc_sprites"
   config.data.num_frames = 8

@@ -1,13 +1,14 @@
 r"""Trains a model: `python -m experiments.run --config=experiments/<model>_<data>.py[:variant] --workdir=DIR`.
 
-Rerunning the same command resumes from the latest checkpoint in DIR. Any config field can
-be overridden, e.g. `--config.train.num_steps=1000`.
+Rerunning the same command resumes from the newest intact checkpoint in DIR. Any config field
+can be overridden, e.g. `--config.train.num_steps=1000` (VDSM: `--config.vdsm_pretrain.num_epochs=10`).
 """
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from dsa_jax import train
+from experiments import entry
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, path[:variant].", lock_config=True)
@@ -23,4 +24,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(entry.guarded(main))

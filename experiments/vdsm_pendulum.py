@@ -19,6 +19,7 @@ def get_config(variant: str | None = None):
   config = base.get_config()
   config.model = "vdsm"
   config.data.name = "pendulum"
+  config.evaluators = ("pendulum",)
   config.data.num_frames = 16
   config.vdsm.dim_s = 8
   config.vdsm_pretrain.learning_rate = 5e-4

@@ -33,6 +33,7 @@ def pendulum_config(data_dir: str, variant: str = "small", num_frames: int = 16)
   config.data.data_dir = data_dir
   config.data.variant = variant
   config.data.num_frames = num_frames
+  config.evaluators = ("pendulum",)
   return config
 
 

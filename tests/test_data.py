@@ -1,5 +1,9 @@
 """The input pipeline: batch order from (seed, step), resume, and clear input errors."""
 
+import os
+import re
+import shutil
+
 import numpy as np
 import pytest
 
@@ -116,3 +120,117 @@ def test_downsample_is_the_rounded_block_mean():
     data.downsample(videos, 24)
   with pytest.raises(data.DataError, match="takes uint8 videos; got float32"):
     data.downsample(videos.astype(np.float32) / 255, 32)
+
+
+PENDULUM_FOLDER = os.path.join("pendulum", "small", "1.0.0")
+TRAIN_SHARD = "pendulum-train.array_record-00000-of-00001"
+
+
+def copy_of_pendulum(data_dir: str, tmp_path) -> tuple[str, str]:
+  """A copy of the session's built pendulum to damage: its data dir and its dataset folder."""
+  copy = str(tmp_path / "tfds")
+  shutil.copytree(data_dir, copy)
+  return copy, os.path.join(copy, PENDULUM_FOLDER)
+
+
+def assert_names_the_damage(error: data.DataError, folder: str, path: str, cause: type[Exception]) -> None:
+  assert isinstance(error.__cause__, cause)
+  assert str(error) == (
+      f"The cached dataset pendulum/small/1.0.0 is damaged ({path}: {error.__cause__}). "
+      f"Delete {folder} and rerun to rebuild it."
+  )
+
+
+def test_missing_tfds_data_dir_is_refused_not_created(tmp_path, monkeypatch):
+  missing = tmp_path / "no" / "tfds"
+  monkeypatch.setenv("TFDS_DATA_DIR", str(missing))
+  default = os.path.expanduser("~/tensorflow_datasets")
+  expected = (
+      f"the environment variable TFDS_DATA_DIR={missing} does not exist. "
+      f"Create it (mkdir -p {missing}) or unset it to use {default}."
+  )
+  with pytest.raises(data.DataError, match=f"^{re.escape(expected)}$"):
+    data.load_source(pendulum_config(None).data, "train")
+  assert not (tmp_path / "no").exists()
+
+
+def test_data_dirs_expand_the_home_folder(data_dir, tmp_path, monkeypatch):
+  monkeypatch.setenv("HOME", str(tmp_path))
+  monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
+  monkeypatch.chdir(tmp_path)  # an unexpanded "~/tfds" would be a folder named "~" here
+  shutil.copytree(data_dir, tmp_path / "tfds")
+  folder = str(tmp_path / "tfds" / PENDULUM_FOLDER)
+  assert data.load_source(pendulum_config("~/tfds").data, "train").dataset_info.data_dir == folder
+  monkeypatch.setenv("TFDS_DATA_DIR", "~/tfds")
+  assert data.load_source(pendulum_config(None).data, "train").dataset_info.data_dir == folder
+  missing = tmp_path / "nowhere"
+  expected = (
+      f"config.data.data_dir={missing} does not exist. Create it (mkdir -p {missing}) or "
+      f"leave it unset to use $TFDS_DATA_DIR or {tmp_path / 'tensorflow_datasets'}."
+  )
+  with pytest.raises(data.DataError, match=f"^{re.escape(expected)}$"):
+    data.load_source(pendulum_config("~/nowhere").data, "train")
+  monkeypatch.delenv("TFDS_DATA_DIR")
+  assert data.cache_dir(pendulum_config(None).data) == str(tmp_path / "tensorflow_datasets")
+  assert not os.path.exists("~")
+
+
+def test_dataset_full_name_is_the_folder_tfds_builds_into(tmp_path):
+  for variant, full_name in ((None, "pendulum/default/1.0.0"), ("small", "pendulum/small/1.0.0")):
+    config = pendulum_config(str(tmp_path), variant=variant).data
+    assert data.dataset_full_name(config) == full_name
+    assert os.fspath(data.make_builder(config).data_path) == os.path.join(tmp_path, full_name)
+
+
+@pytest.mark.parametrize(
+    "damage", [lambda path: os.truncate(path, os.path.getsize(path) // 2), os.remove], ids=["truncated", "deleted"]
+)
+def test_damaged_shard_names_the_file_and_the_folder_to_delete_then_rebuilds(data_dir, tmp_path, damage):
+  copy, folder = copy_of_pendulum(data_dir, tmp_path)
+  shard = os.path.join(folder, TRAIN_SHARD)
+  damage(shard)
+  config = pendulum_config(copy).data
+  with pytest.raises(data.DataError) as raised:
+    data.load_source(config, "train")
+  assert_names_the_damage(raised.value, folder, shard, RuntimeError)
+  shutil.rmtree(folder)
+  rebuilt = data.load_source(config, "train")
+  original = data.load_source(pendulum_config(data_dir).data, "train")
+  everything = np.arange(56)
+  assert len(rebuilt) == 56
+  np.testing.assert_array_equal(data.read_batch(rebuilt, everything, 16)["video"], data.read_batch(original, everything, 16)["video"])
+
+
+def test_corrupt_record_inside_a_shard_is_named_when_read(data_dir, tmp_path):
+  copy, folder = copy_of_pendulum(data_dir, tmp_path)
+  shard = os.path.join(folder, TRAIN_SHARD)
+  with open(shard, "r+b") as file:  # the middle of the file: neither the first nor the last record
+    file.seek(os.path.getsize(shard) // 2)
+    file.write(b"\xff" * 200)
+  source = data.load_source(pendulum_config(copy).data, "train")
+  with pytest.raises(data.DataError) as raised:
+    data.read_batch(source, np.arange(56), 16)
+  assert_names_the_damage(raised.value, folder, shard, RuntimeError)
+  iterator = data.BatchIterator(source, data.BatchSpec(batch_size=56, num_frames=16), seed=0)
+  with pytest.raises(data.DataError) as raised:
+    next(iterator)
+  assert_names_the_damage(raised.value, folder, shard, RuntimeError)
+  iterator.close()
+
+
+@pytest.mark.parametrize(
+    "filename, damage",
+    [
+        ("dataset_info.json", os.remove),
+        ("dataset_info.json", lambda path: os.truncate(path, os.path.getsize(path) // 2)),
+        ("features.json", os.remove),
+    ],
+    ids=["info_deleted", "info_truncated", "features_deleted"],
+)
+def test_missing_or_unreadable_metadata_names_the_file_and_the_folder_to_delete(data_dir, tmp_path, filename, damage):
+  copy, folder = copy_of_pendulum(data_dir, tmp_path)
+  path = os.path.join(folder, filename)
+  damage(path)
+  with pytest.raises(data.DataError) as raised:
+    data.load_source(pendulum_config(copy).data, "train")
+  assert_names_the_damage(raised.value, folder, path, (OSError, ValueError))

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from data_pipelines.pendulum import pendulum
-from dsa_jax import data, pendulum_metrics
+from dsa_jax import data
+from dsa_jax.evaluation import pendulum_metrics
 
 
 def clips(num_frames: int, per_class: int = 2, image_size: int = 64):

@@ -19,7 +19,9 @@ import PIL.Image
 import pytest
 from tensorboardX.proto import event_pb2
 
-from dsa_jax import checkpointing, tasks, train
+import dsa_jax
+from dsa_jax import checkpointing, metric_writer, runs, tasks, train
+from experiments import vdsm_pendulum
 from tests.conftest import pendulum_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,6 +40,11 @@ TINY_OVERRIDES = {
     "train.checkpoint_every": 2,
     "sample.num_videos": 4,
 }
+
+
+SAMPLE_FILES = sorted(
+    f"{name}.{kind}" for name in ("reconstructions", "swap", "swap_grid", "generation", "continuation") for kind in ("png", "gif")
+)
 
 
 def tiny_config(data_dir: str, **overrides):
@@ -78,19 +85,19 @@ def test_run_writes_checkpoints_summaries_metrics_and_samples(data_dir, tmp_path
   assert checkpointer.restore_config().dsa.dim_z == 5
   assert checkpointer.restore_metadata()["image_shape"] == [64, 64, 3]
   images = tensorboard_images(os.path.join(workdir, "tensorboard"))
-  assert sorted(images) == ["images/reconstructions", "videos/reconstruction_videos"]
+  assert sorted(images) == [
+      "images/generation", "images/reconstructions", "videos/generation_videos", "videos/reconstruction_videos"]
   steps, gif = images["videos/reconstruction_videos"][-1]
   assert steps == 6 and gif.startswith(b"GIF89a")
   assert PIL.Image.open(io.BytesIO(gif)).n_frames == 4  # data.num_frames
-  metrics = train.read_metrics(workdir)
+  metrics = metric_writer.read_metrics(workdir)
   assert sorted(metrics) == [2, 4, 6]
-  assert {"loss", "elbo", "reconstruction", "kl_f", "kl_z", "grad_norm", "param_norm"} <= set(metrics[6])
-  samples = os.listdir(tasks.sample_dir(workdir, 6))
-  assert sorted(samples) == [
-      "evaluation.json", "prior.gif", "prior.png", "reconstructions.png", "swap.png", "swap_matrix.gif"]
+  assert {"loss", "elbo", "reconstruction", "kl_f", "kl_z", "grad_norm", "param_norm", "learning_rate"} <= set(metrics[6])
+  samples = os.listdir(runs.sample_dir(workdir, 6))
+  assert sorted(samples) == sorted(["evaluation.json", *SAMPLE_FILES])
 
-  restored = train.restore_run(workdir)
-  assert restored.step == 6 and leaves_equal(restored.params, state.params)
+  restored = dsa_jax.restore(workdir)
+  assert restored.step == 6 and restored.stage is None and leaves_equal(restored.params, state.params)
 
 
 def test_resume_continues_bit_identically(data_dir, tmp_path):
@@ -99,9 +106,9 @@ def test_resume_continues_bit_identically(data_dir, tmp_path):
   train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 4}), resumed_dir)
   resumed = train.train_and_evaluate(tiny_config(data_dir), resumed_dir)
   assert leaves_equal(uninterrupted.params, resumed.params)
-  assert train.read_metrics(str(tmp_path / "a"))[6] == {
-      **train.read_metrics(resumed_dir)[6],
-      "steps_per_second": train.read_metrics(str(tmp_path / "a"))[6]["steps_per_second"],
+  assert metric_writer.read_metrics(str(tmp_path / "a"))[6] == {
+      **metric_writer.read_metrics(resumed_dir)[6],
+      "steps_per_second": metric_writer.read_metrics(str(tmp_path / "a"))[6]["steps_per_second"],
   }
 
 
@@ -120,7 +127,7 @@ def test_unreadable_checkpoint_names_the_step_and_the_fix(data_dir, tmp_path):
     for name in files:
       with open(os.path.join(root, name), "wb") as file:
         file.write(b"garbage")
-  with pytest.raises(checkpointing.CheckpointError, match="step 2.*move .* aside"):
+  with pytest.raises(checkpointing.CheckpointError, match=r"No intact checkpoint in .*\(step 2: sha256 mismatch in state/.*Start a new --workdir"):
     train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 4}), workdir)
 
 
@@ -136,8 +143,13 @@ def _poisoned_dsa_task(config, image_shape):
   return dataclasses.replace(task, loss_fn=loss_fn)
 
 
+def _poisoned_dsa_stages(config, image_shape, workdir):
+  (stage,) = tasks.dsa_stages(config, image_shape, workdir)
+  return (dataclasses.replace(stage, task=_poisoned_dsa_task(config, image_shape)),)
+
+
 def test_nan_stops_the_run_naming_step_and_term_and_saves_nothing_after(data_dir, tmp_path, monkeypatch):
-  monkeypatch.setitem(tasks.TASKS, "dsa", _poisoned_dsa_task)
+  monkeypatch.setitem(tasks.MODELS, "dsa", tasks.MODELS["dsa"]._replace(stages=_poisoned_dsa_stages))
   workdir = str(tmp_path / "run")
   with pytest.raises(train.NonFiniteLossError, match="step 3: .*kl_f=nan"):
     train.train_and_evaluate(tiny_config(data_dir), workdir)
@@ -145,16 +157,22 @@ def test_nan_stops_the_run_naming_step_and_term_and_saves_nothing_after(data_dir
   assert checkpointer.all_steps() == [2]
 
 
-def test_batch_size_must_split_over_devices(data_dir, tmp_path):
+def test_batch_size_must_split_over_devices_naming_the_field_that_sets_it(data_dir):
   mesh = train.make_mesh(jax.devices() * 3)  # three "devices" (the same one, for the check only)
-  with pytest.raises(ValueError, match="multiple of 3"):
-    train._check_batch_size(4, mesh)
+  (dsa_stage,) = tasks.make_stages(tiny_config(data_dir), (64, 64, 3), "/unused")
+  with pytest.raises(tasks.ConfigError, match=r"config.train.batch_size=4 does not split over 3 devices; set config.train.batch_size to a multiple of 3"):
+    train.check_batch_size(dsa_stage, mesh)
+  vdsm_config = vdsm_pendulum.get_config("quick")
+  vdsm_config.vdsm_pretrain.batch_size = 4
+  pretrain, _ = tasks.make_stages(vdsm_config, (16, 16, 3), "/unused")
+  with pytest.raises(tasks.ConfigError, match=r"set config.vdsm_pretrain.batch_size to a multiple of 3"):
+    train.check_batch_size(pretrain, mesh)
 
 
 @pytest.fixture(scope="module")
 def tiny_task():
   config = tiny_config("/unused", **{"train.learning_rate": 1e-2, "dsa.num_channels": 8})
-  return tasks.dsa_task(config, (64, 64, 3)), train.make_optimizer(config.train)
+  return tasks.dsa_task(config, (64, 64, 3)), train.make_optimizer(config.train.learning_rate)
 
 
 def test_step_compiles_once_and_fits_a_batch(tiny_task):
@@ -178,7 +196,7 @@ from dsa_jax import tasks, train
 from tests.test_train import tiny_config
 config = tiny_config("/unused")
 task = tasks.dsa_task(config, (64, 64, 3))
-tx = train.make_optimizer(config.train)
+tx = train.make_optimizer(config.train.learning_rate)
 videos = np.random.default_rng(0).integers(0, 256, (4, 4, 64, 64, 3), dtype=np.uint8)
 losses = {}
 for count in (1, 2):

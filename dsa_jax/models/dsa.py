@@ -239,6 +239,21 @@ class DynamicsPrior(nn.Module):
     noise = jax.random.normal(self.make_rng("sample"), (batch_size, num_frames, self.dim_z))
     return self.rollout(noise)
 
+  def extend(self, z: jax.Array, noise: jax.Array) -> jax.Array:
+    """z [B, T, Z] followed by T' prior steps conditioned on it, driven by noise [B, T', Z]: [B, T + T', Z]."""
+    teacher_forced = nn.scan(
+        _prior_step, variable_broadcast="params", split_rngs={"params": False}, in_axes=1, out_axes=1
+    )
+    state, next_dists = teacher_forced(self.cell, self.initial_state(z.shape[0]), z)  # p(z_t+1 | z_<=t)
+    next_z = next_dists.loc[:, -1] + next_dists.scale[:, -1] * noise[:, 0]
+    if noise.shape[1] == 1:
+      return jnp.concatenate([z, next_z[:, None]], axis=1)
+    sampled = nn.scan(
+        _prior_sample_step, variable_broadcast="params", split_rngs={"params": False}, in_axes=1, out_axes=1
+    )
+    _, (rest, _) = sampled(self.cell, (state, next_z), noise[:, 1:])
+    return jnp.concatenate([z, next_z[:, None], rest], axis=1)
+
 
 def with_output_bias_from_data(params: dict, videos: jax.Array) -> dict:
   """Params whose decoder output bias is the log-odds of videos' mean pixel per channel.
@@ -299,7 +314,7 @@ class DSA(nn.Module):
     return DSAOutput(
         logits=logits,
         log_likelihood=self.log_likelihood(logits, videos),
-        kl_f=dist.kl_divergence(q_f, dist.standard_normal(q_f.loc.shape)),
+        kl_f=dist.kl_divergence(q_f, self.prior_f(videos.shape[0])),
         kl_z=dist.kl_divergence(q_z, p_z),
         f=f,
         z=z,
@@ -308,11 +323,16 @@ class DSA(nn.Module):
         p_z=p_z,
     )
 
+  def prior_f(self, batch_size: int) -> dist.Gaussian:
+    """p(f) = N(0, I) [B, F]."""
+    return dist.standard_normal((batch_size, self.config.dim_f))
+
   def sample_dynamics(self, batch_size: int, num_frames: int) -> jax.Array:
     """z [B, T, Z] from the prior, rolled out on its own samples."""
     return self.prior.sample(batch_size, num_frames)[0]
 
-  def generate(self, f: jax.Array, num_frames: int) -> jax.Array:
-    """Frame means [B, T, H, W, C] for static codes f [B, F] and prior-sampled dynamics."""
-    z = self.sample_dynamics(f.shape[0], num_frames)
-    return jax.nn.sigmoid(self.decode(f, z))
+  def extend_dynamics(self, z: jax.Array, num_frames: int) -> jax.Array:
+    """z [B, T, Z] continued by the prior to num_frames > T steps (rng stream "sample")."""
+    batch, time, dim_z = z.shape
+    noise = jax.random.normal(self.make_rng("sample"), (batch, num_frames - time, dim_z))
+    return self.prior.extend(z, noise)

@@ -321,6 +321,10 @@ class VDSM(nn.Module):
     dim = self.config.dim_d
     return dist.Gaussian(jnp.zeros((batch_size, dim)), jnp.full((batch_size, dim), 1.0 / dim))
 
+  def prior_pose(self, batch_shape: tuple[int, ...]) -> dist.Gaussian:
+    """p(z_t) = N(0, I) of pretraining (and of z_1 in the sequence model), [*batch_shape, Z]."""
+    return dist.standard_normal((*batch_shape, self.config.dim_z))
+
   def log_likelihood(self, logits: jax.Array, videos: jax.Array) -> jax.Array:
     """Bernoulli log p(x | z, s) per element [B], summed over frames and pixels."""
     per_pixel = dist.bernoulli_log_prob(logits, videos)
@@ -337,7 +341,7 @@ class VDSM(nn.Module):
         logits=logits,
         log_likelihood=self.log_likelihood(logits, videos),
         kl_s=dist.kl_divergence(q_s, self.prior_s(videos.shape[0])),
-        kl_z=dist.kl_divergence(codes.q_z, dist.standard_normal(codes.q_z.loc.shape)),
+        kl_z=dist.kl_divergence(codes.q_z, self.prior_pose(codes.q_z.loc.shape[:2])),
         s=s,
         z=z,
     )
@@ -377,6 +381,15 @@ class VDSM(nn.Module):
     """z [B, T, Z]: z_1 [B, Z] then the transition under d [B, D], on its own samples."""
     noise = jax.random.normal(self.make_rng("sample"), (z_1.shape[0], num_frames - 1, self.config.dim_z))
     return transition_rollout(self.transition, z_1, d, noise)
+
+  def poses(self, d: jax.Array, num_frames: int, inferred_frames: int) -> jax.Array:
+    """z [B, num_frames, Z]: the combiner's means given d for inferred_frames, then the transition."""
+    known = min(num_frames, inferred_frames)
+    z = self.infer_z(d, jnp.zeros((d.shape[0], known, self.config.dim_z)))[0]
+    if num_frames == known:
+      return z
+    later = self.rollout(z[:, -1], d, num_frames - known + 1)
+    return jnp.concatenate([z, later[:, 1:]], axis=1)
 
 
 def with_output_bias_from_data(params: dict, videos: jax.Array) -> dict:

@@ -56,6 +56,11 @@ def angle_agreement(first: np.ndarray, second: np.ndarray) -> np.ndarray:
   return (first * second).sum(axis=1) / np.maximum(norms, 1e-12)
 
 
+def fraction(hits: np.ndarray) -> float | None:
+  """The mean of booleans [N]; None (JSON null) for none."""
+  return float(np.mean(hits)) if hits.size else None
+
+
 def swap_statistics(swapped: np.ndarray, static_source: np.ndarray, dynamic_source: np.ndarray) -> dict[str, float]:
   """How a static/dynamic swap of pendulum videos [N, T, H, W, 3] in [0, 1] came out.
 
@@ -69,8 +74,8 @@ def swap_statistics(swapped: np.ndarray, static_source: np.ndarray, dynamic_sour
   swapped_angles = bob_angles(swapped)
   return {
       "pairs_of_different_colour": int(differ.sum()),
-      "colour_follows_static_source": float(np.mean(swapped_colour[differ] == static_colour[differ])),
-      "colour_follows_dynamic_source": float(np.mean(swapped_colour[differ] == dynamic_colour[differ])),
+      "colour_follows_static_source": fraction(swapped_colour[differ] == static_colour[differ]),
+      "colour_follows_dynamic_source": fraction(swapped_colour[differ] == dynamic_colour[differ]),
       "swing_correlation_with_dynamic_source": float(np.mean(angle_agreement(swapped_angles, bob_angles(dynamic_source)))),
       "swing_correlation_with_static_source": float(np.mean(angle_agreement(swapped_angles, bob_angles(static_source)))),
   }
@@ -107,10 +112,10 @@ def transfer_statistics(
   differ = (identity_colour != action_colour) & (identity_speed != action_speed)
   return {
       "pairs": int(differ.sum()),
-      "colour_follows_identity_source": float(np.mean(colour[differ] == identity_colour[differ])),
-      "colour_follows_action_source": float(np.mean(colour[differ] == action_colour[differ])),
-      "speed_follows_action_source": float(np.mean(speed[differ] == action_speed[differ])),
-      "speed_follows_identity_source": float(np.mean(speed[differ] == identity_speed[differ])),
+      "colour_follows_identity_source": fraction(colour[differ] == identity_colour[differ]),
+      "colour_follows_action_source": fraction(colour[differ] == action_colour[differ]),
+      "speed_follows_action_source": fraction(speed[differ] == action_speed[differ]),
+      "speed_follows_identity_source": fraction(speed[differ] == identity_speed[differ]),
   }
 
 

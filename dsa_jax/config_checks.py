@@ -1,0 +1,52 @@
+"""Range checks of a run's numeric config fields, before anything is written."""
+
+import math
+
+import ml_collections
+
+from dsa_jax.tasks import ConfigError
+
+AT_LEAST_ONE = (
+    "data.num_frames", "train.log_every", "train.image_every", "train.checkpoint_every", "train.max_checkpoints",
+    "train.num_steps", "train.batch_size", "sample.num_videos", "sample.num_evaluation_videos", "sample.num_frames",
+    "data.image_size",
+    "dsa.dim_f", "dsa.dim_z", "dsa.dim_h", "dsa.dim_hidden", "dsa.num_channels",
+    "vdsm.dim_z", "vdsm.dim_s", "vdsm.dim_d", "vdsm.rnn_size", "vdsm.rnn_layers", "vdsm.combiner_size",
+    "vdsm.transition_size", "vdsm.identity_hidden", "vdsm.group_size",
+    "vdsm_pretrain.batch_size", "vdsm_pretrain.num_epochs", "vdsm_pretrain.steps_per_epoch",
+    "vdsm_sequence.batch_size", "vdsm_sequence.num_epochs", "vdsm_sequence.steps_per_epoch",
+)
+POSITIVE = (
+    "train.learning_rate", "train.grad_clip_norm", "vdsm_pretrain.learning_rate", "vdsm_sequence.learning_rate",
+    "dsa.gaussian_scale",
+)
+AT_LEAST_ZERO = ("loss.beta_f", "loss.beta_z", "loss.kl_warmup_steps", "seed")
+MINIMUM_SAMPLE_VIDEOS = 2  # a static source and a dynamics source
+
+
+def _value(config: ml_collections.ConfigDict, dotted: str):
+  section, field = dotted.split(".") if "." in dotted else (None, dotted)
+  return config[field] if section is None else config[section][field]
+
+
+def _bad(dotted: str, value, requirement: str) -> ConfigError:
+  return ConfigError(f"config.{dotted}={value!r} is out of range: it must be {requirement}.")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the first numeric field out of its range (unset optional fields pass)."""
+  for dotted, requirement, accepts in (
+      *((name, "an integer of at least 1", lambda v: isinstance(v, int) and v >= 1) for name in AT_LEAST_ONE),
+      *((name, "a finite number above 0", lambda v: math.isfinite(v) and v > 0) for name in POSITIVE),
+      *((name, "a finite number of at least 0", lambda v: math.isfinite(v) and v >= 0) for name in AT_LEAST_ZERO),
+  ):
+    value = _value(config, dotted)
+    if value is not None and (isinstance(value, bool) or not accepts(value)):
+      raise _bad(dotted, value, requirement)
+  if config.sample.num_videos < MINIMUM_SAMPLE_VIDEOS:
+    raise _bad("sample.num_videos", config.sample.num_videos, f"at least {MINIMUM_SAMPLE_VIDEOS} (swaps need two videos)")
+  if config.sample.num_evaluation_videos < MINIMUM_SAMPLE_VIDEOS:
+    raise _bad(
+        "sample.num_evaluation_videos", config.sample.num_evaluation_videos,
+        f"at least {MINIMUM_SAMPLE_VIDEOS} (swaps need two videos)",
+    )

@@ -1,0 +1,38 @@
+"""The pendulum's exact pixel judge applied to a codec: swaps, the swap grid, continuations, generations.
+
+Test videos [M, T, H, W, 3] are split in halves: static sources (identity: the bob's colour)
+and dynamic sources (action: the swing speed).
+"""
+
+import jax
+import numpy as np
+
+from dsa_jax import sampling
+from dsa_jax.codecs import Codec
+from dsa_jax.evaluation import pendulum_metrics
+
+
+def run(codec: Codec, videos, key: jax.Array, num_frames: int) -> dict[str, float]:
+  """Swap statistics at the videos' length; grid, continuation and generation scores at num_frames."""
+  videos = np.asarray(videos, np.float32)
+  half = videos.shape[0] // 2
+  if half < 1:
+    raise ValueError(f"The pendulum evaluation needs at least 2 test videos; got {videos.shape[0]}.")
+  static_source, dynamic_source = videos[:half], videos[half : 2 * half]
+  swap_key, grid_key, continue_key, generate_key = jax.random.split(key, 4)
+  swapped = np.asarray(sampling.swap(codec, static_source, dynamic_source, swap_key))
+  grid = np.asarray(sampling.swap_grid(codec, static_source, dynamic_source, grid_key, num_frames))
+  colours, speeds = pendulum_metrics.bob_colour(videos), pendulum_metrics.swing_speed(videos)
+  continued = np.asarray(sampling.continue_video(codec, videos, continue_key, num_frames))
+  generated = np.asarray(sampling.generate(codec, generate_key, videos.shape[0], num_frames))
+  return {
+      **pendulum_metrics.swap_statistics(swapped, static_source, dynamic_source),
+      **pendulum_metrics.transfer_grid_statistics(
+          grid, colours[:half], speeds[:half], colours[half : 2 * half], speeds[half : 2 * half]
+      ),
+      "generations": videos.shape[0],
+      "generation_frames": num_frames,
+      "generations_swinging_in_last_third": float(pendulum_metrics.still_swinging(generated).mean()),
+      "continuations_swinging_in_last_third": float(pendulum_metrics.still_swinging(continued).mean()),
+      "continuations_keeping_speed": float(np.mean(pendulum_metrics.swing_speed(continued) == speeds)),
+  }

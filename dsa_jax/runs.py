@@ -1,0 +1,101 @@
+"""A trained run read back from its workdir (`restore`), and the sample and evaluation files of a model."""
+
+import json
+import os
+import sys
+from typing import Any, NamedTuple
+
+import jax
+import ml_collections
+import numpy as np
+
+from dsa_jax import checkpointing, codecs, data, evaluation, sample_files, tasks, visualize, workdirs
+
+EVALUATION_FILE = "evaluation.json"
+
+
+class Run(NamedTuple):
+  """A trained run's config, parameters (no optimizer state), bound codec and checkpoint step."""
+
+  config: ml_collections.ConfigDict
+  params: Any
+  codec: codecs.Codec
+  step: int
+  stage: str | None  # the stage the checkpoint belongs to (VDSM "pretrain" / "sequence"); None: one stage
+  directory: str  # the stage's folder: checkpoints, samples
+
+
+def _stage_folders(workdir: str) -> list[tuple[str | None, str]]:
+  """(stage name, folder) of every stage a workdir may hold, latest stage first, then the workdir itself."""
+  names = dict.fromkeys(
+      name for model in tasks.MODELS.values() for name in reversed(model.stage_names) if name is not None
+  )
+  return [(name, os.path.join(workdir, name)) for name in names] + [(None, workdir)]
+
+
+def run_dir(workdir: str) -> str:
+  """The folder of a workdir's latest stage that holds a checkpoint (the workdir itself for one stage)."""
+  workdir = workdirs.expand(workdir)
+  skipped = []
+  for name, folder in _stage_folders(workdir):
+    if checkpointing.has_checkpoints(checkpointing.checkpoint_dir(folder)):
+      if skipped:
+        print(f"The {' and '.join(skipped)} stage of {workdir} has no checkpoint yet; using its {name} stage.", file=sys.stderr)
+      return folder
+    if name is not None and os.path.isdir(folder):
+      skipped.append(name)
+  raise checkpointing.CheckpointError(
+      f"No checkpoint in {workdir} (nor in its stage folders). Train first, or point --workdir at a run."
+  )
+
+
+def restore(workdir: str, step: int | None = None, **data_overrides) -> Run:
+  """A run's config, params and codec from its newest intact checkpoint (or `step`).
+
+  For a staged model the latest stage with a checkpoint is read (pass WORKDIR/<stage> for
+  another). data_overrides replace config.data fields, e.g. data_dir or manual_dir of this machine.
+  """
+  directory = run_dir(workdir)
+  checkpointer = checkpointing.Checkpointer(checkpointing.checkpoint_dir(directory), save_every=1, read_only=True)
+  try:
+    step = checkpointer.intact_step(step)
+    config = checkpointer.restore_config(step)
+    metadata = checkpointer.restore_metadata(step)
+    params = jax.tree.map(jax.numpy.asarray, checkpointer.restore_params(step))
+  finally:
+    checkpointer.close()
+  unknown = sorted(set(data_overrides) - set(config.data))
+  if unknown:
+    raise TypeError(f"restore() got data fields {unknown} that config.data does not have; it has {sorted(config.data)}.")
+  for name, value in data_overrides.items():
+    config.data[name] = value
+  stage = metadata.get("stage")
+  parent = os.path.dirname(directory) if stage is not None else directory
+  task = tasks.make_task(config, tuple(metadata["image_shape"]), stage, parent)
+  return Run(config, params, task.codec(params), int(step), stage, directory)
+
+
+def load_videos(data_config: ml_collections.ConfigDict, split: str, count: int) -> np.ndarray:
+  """The first `count` videos of a split as floats in [0, 1], at the config's length and size."""
+  source = data.load_source(data_config, split)
+  batch = data.first_examples(source, count, data_config.num_frames, data_config.image_size)
+  return np.asarray(data.to_unit_interval(batch[data.VIDEO_KEY]))
+
+
+def sample_dir(directory: str, step: int) -> str:
+  """Where the sample files of a checkpoint step are written."""
+  return os.path.join(directory, "samples", f"step_{step}")
+
+
+def write_results(
+    codec: codecs.Codec, config: ml_collections.ConfigDict, visual_videos, evaluation_videos, key, out_dir: str
+) -> tuple[list[str], dict[str, float]]:
+  """Writes sample files and, where config.evaluators names any, evaluation.json into out_dir."""
+  horizon = config.sample.num_frames or config.data.num_frames
+  sample_key, evaluation_key = jax.random.split(key)
+  paths = sample_files.write_samples(codec, visual_videos, sample_key, out_dir, horizon)
+  scores = evaluation.evaluate(config.evaluators, codec, evaluation_videos, evaluation_key, horizon)
+  if scores:
+    content = json.dumps(scores, indent=2).encode()
+    paths.append(visualize.write_atomically(os.path.join(out_dir, EVALUATION_FILE), content))
+  return paths, scores
