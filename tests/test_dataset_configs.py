@@ -7,13 +7,13 @@ import sys
 import pytest
 
 from data_pipelines.manual_data import ManualDataError
-from dsa_jax import checkpointing, data, tasks, train
+from dsa_jax import checkpointing, data, metric_writer, runs, train
 from experiments import dsa_moving_mnist, dsa_sprites
 from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
+from tests.test_train import SAMPLE_FILES
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"dsa_sprites.py": dsa_sprites, "dsa_moving_mnist.py": dsa_moving_mnist}
-SAMPLE_FILES = ["prior.gif", "prior.png", "reconstructions.png", "swap.png", "swap_matrix.gif"]
 
 
 @pytest.mark.parametrize("variant", [None, "quick"])
@@ -75,5 +75,5 @@ def test_quick_sprites_run_writes_a_checkpoint_and_samples(built, tmp_path):  # 
   assert int(state.step) == 4
   checkpointer = checkpointing.Checkpointer(checkpointing.checkpoint_dir(workdir), 1, read_only=True)
   assert checkpointer.all_steps() == [4]
-  assert sorted(os.listdir(tasks.sample_dir(workdir, 4))) == SAMPLE_FILES
-  assert sorted(train.read_metrics(workdir)) == [2, 4]
+  assert sorted(os.listdir(runs.sample_dir(workdir, 4))) == SAMPLE_FILES
+  assert sorted(metric_writer.read_metrics(workdir)) == [2, 4]

@@ -71,6 +71,7 @@ def test_dsa_notebook_restores_swaps_and_samples(dsa_run):
   assert out["matrix"].shape == (4, 4, 4, 64, 64, 3)
   np.testing.assert_array_less(-1e-6, out["matrix"])
   assert out["generated"].shape == out["same_content"].shape == (4, 10, 64, 64, 3)
+  assert out["continued"].shape == (8, 10, 64, 64, 3)
   assert sorted(os.listdir(os.path.join(dsa_run, "notebook"))) == ["generated.gif", "swap_matrix.gif"]
 
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from dsa_jax import data, tasks, train
+from dsa_jax import metric_writer, runs, train
 from experiments import dsa_pendulum
 
 
@@ -22,7 +22,7 @@ def quick_run(tmp_path_factory):
 def test_quick_run_loss_falls(quick_run):
   config, workdir, state = quick_run
   assert int(state.step) == config.train.num_steps
-  metrics = train.read_metrics(workdir)
+  metrics = metric_writer.read_metrics(workdir)
   first, last = metrics[min(metrics)], metrics[max(metrics)]
   assert last["loss"] < 0.7 * first["loss"], (first["loss"], last["loss"])
   assert last["kl_weight"] == 1.0
@@ -30,7 +30,7 @@ def test_quick_run_loss_falls(quick_run):
 
 def test_quick_run_swaps_colour_with_the_static_code_and_swing_with_the_dynamics(quick_run):
   config, workdir, state = quick_run
-  with open(os.path.join(tasks.sample_dir(workdir, config.train.num_steps), tasks.EVALUATION_FILE)) as file:
+  with open(os.path.join(runs.sample_dir(workdir, config.train.num_steps), runs.EVALUATION_FILE)) as file:
     scores = json.load(file)
   assert scores["pairs_of_different_colour"] >= 20
   assert scores["colour_follows_static_source"] >= 0.8, scores

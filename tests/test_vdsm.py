@@ -1,13 +1,14 @@
 """VDSM: layers against independent implementations, scans against loops, stages, schedules, sampling."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dsa_jax import schedules, tasks, train, vdsm_sampling
+from dsa_jax import codecs, sampling, schedules, tasks, train
 from dsa_jax.models import vdsm, vdsm_layers
 from experiments import base, vdsm_pendulum
 
@@ -244,10 +245,8 @@ def test_sequence_stage_leaves_frozen_parameters_bit_identical(tiny):
   config = base.get_config()
   config.model, config.stage = "vdsm", "sequence"
   labels = tasks.vdsm_labels(params, "sequence")
-  tx = train.make_optimizer(config.train, functools.partial(tasks.vdsm_labels, stage="sequence"))
-  state = train.state_from_params(
-      tasks.Task("t", model, None, None, None, None), tx, params
-  )
+  tx = train.make_optimizer(config.vdsm_sequence.learning_rate, None, functools.partial(tasks.vdsm_labels, stage="sequence"))
+  state = train.state_from_params(tasks.Task("t", model, None, None, None), tx, params)
 
   def loss_fn(params, batch, key, step):
     del step
@@ -270,30 +269,51 @@ def test_sequence_stage_leaves_frozen_parameters_bit_identical(tiny):
 
 def test_sampling_shapes_for_horizons_longer_than_training(tiny):
   model, params = tiny
+  codec = codecs.VDSMCodec(model, params, train_frames=4, inverse_temperature=10.0)
   clip = videos(3, 4)
-  assert vdsm_sampling.generate(model, params, jax.random.key(0), 3, 11, 10.0).shape == (3, 11, 16, 16, 3)
-  assert vdsm_sampling.continue_video(model, params, clip, jax.random.key(1), 11, 10.0, 4).shape == (3, 11, 16, 16, 3)
+  assert sampling.generate(codec, jax.random.key(0), 3, 11).shape == (3, 11, 16, 16, 3)
+  assert sampling.extend(codec, clip, jax.random.key(1), 11).shape == (3, 11, 16, 16, 3)
   one_frame = clip[:, :1]
-  assert vdsm_sampling.continue_video(model, params, one_frame, jax.random.key(1), 9, 10.0, 4).shape == (3, 9, 16, 16, 3)
-  grid = vdsm_sampling.transfer(model, params, clip[:2], clip, jax.random.key(2), 13, 10.0, 4)
+  assert sampling.continue_video(codec, one_frame, jax.random.key(1), 9).shape == (3, 9, 16, 16, 3)
+  grid = sampling.swap_grid(codec, clip[:2], clip, jax.random.key(2), 13)
   assert grid.shape == (2, 3, 13, 16, 16, 3)
-  swapped = vdsm_sampling.swap(model, params, clip, clip[::-1], jax.random.key(3), 4, 10.0, 4)
+  swapped = sampling.swap(codec, clip, clip[::-1], jax.random.key(3))
   np.testing.assert_allclose(swapped[1], grid[1, 1, :4], rtol=1e-5, atol=1e-6)  # same s and d as grid (1, 1)
   with pytest.raises(ValueError, match="NaN"):
-    vdsm_sampling.reconstruct(model, params, jnp.full((1, 2, 16, 16, 3), jnp.nan), jax.random.key(0), 1.0, 2)
+    sampling.reconstruct(codec, jnp.full((1, 2, 16, 16, 3), jnp.nan), jax.random.key(0))
 
 
 def test_quick_config_is_valid_and_both_stages_have_their_settings():
   config = vdsm_pendulum.get_config("quick")
-  staged = train.stage_config(config, "pretrain", "/tmp/w")
-  assert staged.train.num_steps == 8 * 50 and staged.train.batch_size == 16 and staged.stage == "pretrain"
-  sequence = train.stage_config(config, "sequence", "/tmp/w")
-  assert sequence.init_from == "/tmp/w" and sequence.train.learning_rate == config.vdsm_sequence.learning_rate
-  assert train.stages(config) == ("pretrain", "sequence")
+  pretrain, sequence = tasks.make_stages(config, (16, 16, 3), "/tmp/w")
+  assert (pretrain.name, pretrain.num_steps, pretrain.batch_size, pretrain.task.group_size) == ("pretrain", 8 * 50, 16, 2)
+  assert pretrain.learning_rate == config.vdsm_pretrain.learning_rate
+  assert (sequence.name, sequence.learning_rate, sequence.task.group_size) == ("sequence", config.vdsm_sequence.learning_rate, 1)
+  assert sequence.task.load_params.args == ("/tmp/w",) and pretrain.task.load_params is None
+  config.stage = "sequence"
+  assert [stage.name for stage in tasks.make_stages(config, (16, 16, 3), "/tmp/w")] == ["sequence"]
+  config.stage = "second"
+  with pytest.raises(tasks.ConfigError, match="config.stage must be 'both' or one of"):
+    tasks.make_stages(config, (16, 16, 3), "/tmp/w")
   with pytest.raises(AttributeError):
     config.vdsm.dim_zz = 3
   with pytest.raises(ValueError, match="Unknown variant"):
     vdsm_pendulum.get_config("quik")
+
+
+@pytest.mark.parametrize(
+    "field, value, advice",
+    [
+        ("num_steps", 100, "set config.vdsm_pretrain.num_epochs / steps_per_epoch and config.vdsm_sequence.num_epochs"),
+        ("batch_size", 8, "set config.vdsm_pretrain.batch_size and config.vdsm_sequence.batch_size instead"),
+        ("learning_rate", 1e-3, "set config.vdsm_pretrain.learning_rate and config.vdsm_sequence.learning_rate instead"),
+    ],
+)
+def test_train_fields_on_vdsm_fail_naming_the_stage_fields(field, value, advice):
+  config = vdsm_pendulum.get_config("quick")
+  config.train[field] = value
+  with pytest.raises(tasks.ConfigError, match=rf"config.train.{field} does not apply to VDSM.*{re.escape(advice)}"):
+    tasks.make_stages(config, (16, 16, 3), "/tmp/w")
 
 
 def test_pendulum_small_variant_is_a_valid_32x32_model_with_60_frame_samples():
@@ -301,4 +321,4 @@ def test_pendulum_small_variant_is_a_valid_32x32_model_with_60_frame_samples():
   model_config = tasks.vdsm_model_config(config, (config.data.image_size, config.data.image_size, 3))
   assert model_config.image_shape == (32, 32, 3) and model_config.dim_s == 8
   assert config.data.num_frames == 16 and config.sample.num_frames == 60
-  assert train.stage_config(config, "pretrain", "/tmp/w").train.num_steps == 40 * 50
+  assert tasks.make_stages(config, (32, 32, 3), "/tmp/w")[0].num_steps == 40 * 50

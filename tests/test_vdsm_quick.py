@@ -8,17 +8,14 @@ import pytest
 
 from data_pipelines.manual_data import ManualDataError
 from data_pipelines.mug import fake
-from dsa_jax import checkpointing, data, tasks, train
+import dsa_jax
+from dsa_jax import checkpointing, data, metric_writer, runs, train
 from experiments import vdsm_moving_mnist, vdsm_mug, vdsm_pendulum, vdsm_sprites
 from tests.conftest import SHARED_DATA
 from tests.test_train import tensorboard_images
 from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
 
-PRETRAIN_FILES = ["identity_swap.gif", "identity_swap.png", "reconstructions.gif", "reconstructions.png"]
-SEQUENCE_FILES = [
-    "action_transfer.gif", "action_transfer.png", "continuation.gif", "continuation.png",
-    "generation.gif", "generation.png", "reconstructions.gif", "reconstructions.png",
-]
+from tests.test_train import SAMPLE_FILES
 
 
 def shortened(config, data_dir: str, steps: int = 3):
@@ -34,13 +31,13 @@ def shortened(config, data_dir: str, steps: int = 3):
 
 
 def assert_both_stages_ran(workdir: str, steps: int = 3):
-  for stage, files in (("pretrain", PRETRAIN_FILES), ("sequence", SEQUENCE_FILES)):
+  for stage in ("pretrain", "sequence"):
     directory = os.path.join(workdir, stage)
     checkpointer = checkpointing.Checkpointer(checkpointing.checkpoint_dir(directory), 1, read_only=True)
-    assert checkpointer.latest_step() == steps and checkpointer.restore_config().stage == stage
-    written = sorted(name for name in os.listdir(tasks.sample_dir(directory, steps)) if name != "evaluation.json")
-    assert written == files
-    metrics = train.read_metrics(directory)
+    assert checkpointer.latest_step() == steps and checkpointer.restore_metadata()["stage"] == stage
+    written = sorted(name for name in os.listdir(runs.sample_dir(directory, steps)) if name != "evaluation.json")
+    assert written == SAMPLE_FILES
+    metrics = metric_writer.read_metrics(directory)
     assert sorted(metrics) == list(range(1, steps + 1)) and all(np.isfinite(m["loss"]) for m in metrics.values())
   summaries = tensorboard_images(os.path.join(workdir, "sequence", "tensorboard"))
   assert {"images/generation", "videos/generation_videos", "videos/reconstruction_videos"} <= set(summaries)
@@ -56,14 +53,16 @@ def test_pendulum_quick_runs_both_stages_and_resumes_where_it_stopped(data_dir, 
   state = train.train_and_evaluate(config, workdir)
   assert int(state.step) == 3
   assert_both_stages_ran(workdir)
-  pretrain_steps = train.read_metrics(os.path.join(workdir, "pretrain"))
+  pretrain_steps = metric_writer.read_metrics(os.path.join(workdir, "pretrain"))
   assert sorted(pretrain_steps) == [1, 2, 3]  # not retrained
-  with open(os.path.join(tasks.sample_dir(os.path.join(workdir, "sequence"), 3), "evaluation.json")) as file:
+  with open(os.path.join(runs.sample_dir(os.path.join(workdir, "sequence"), 3), "evaluation.json")) as file:
     scores = json.load(file)
   assert set(scores) >= {"colour_follows_identity_source", "speed_follows_action_source"}
-  restored = train.restore_run(workdir)
-  assert restored.config.stage == "sequence" and restored.step == 3
-  pretrained = train.restore_run(os.path.join(workdir, "pretrain")).params
+  restored = dsa_jax.restore(workdir)
+  assert restored.stage == "sequence" and restored.step == 3 and restored.codec.dynamics_name == "d"
+  pretrained = dsa_jax.restore(os.path.join(workdir, "pretrain"))
+  assert pretrained.stage == "pretrain" and pretrained.codec.dynamics_name == "z"
+  pretrained = pretrained.params
   np.testing.assert_array_equal(restored.params["decoder"]["kernel_1"], pretrained["decoder"]["kernel_1"])
   assert not np.array_equal(restored.params["combiner"]["loc"]["kernel"], pretrained["combiner"]["loc"]["kernel"])
 
