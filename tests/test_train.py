@@ -59,21 +59,37 @@ def leaves_equal(a, b) -> bool:
   return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def tensorboard_images(directory: str) -> dict[str, list[tuple[int, bytes]]]:
-  """{tag: [(step, encoded image)]} of the image summaries in a TensorBoard directory's event files."""
-  images = {}
+def tensorboard_events(directory: str) -> list:
+  """Every complete event record of a TensorBoard directory's event files (a torn last record is dropped)."""
+  events = []
   for name in sorted(os.listdir(directory)):
     with open(os.path.join(directory, name), "rb") as file:
       content = file.read()
     offset = 0
-    while offset < len(content):
+    while offset + 12 <= len(content):
       (length,) = struct.unpack("<Q", content[offset : offset + 8])
-      event = event_pb2.Event.FromString(content[offset + 12 : offset + 12 + length])
+      if offset + 12 + length + 4 > len(content):
+        break
+      events.append(event_pb2.Event.FromString(content[offset + 12 : offset + 12 + length]))
       offset += 12 + length + 4  # length, its CRC, the record, its CRC
-      for value in event.summary.value:
-        if value.HasField("image"):
-          images.setdefault(value.tag, []).append((event.step, value.image.encoded_image_string))
+  return events
+
+
+def tensorboard_images(directory: str) -> dict[str, list[tuple[int, bytes]]]:
+  """{tag: [(step, encoded image)]} of the image summaries in a TensorBoard directory's event files."""
+  images = {}
+  for event in tensorboard_events(directory):
+    for value in event.summary.value:
+      if value.HasField("image"):
+        images.setdefault(value.tag, []).append((event.step, value.image.encoded_image_string))
   return images
+
+
+def tensorboard_scalar_steps(directory: str, tag: str) -> list[int]:
+  """The steps at which a TensorBoard directory holds the scalar `tag`."""
+  return sorted(
+      event.step for event in tensorboard_events(directory) for value in event.summary.value if value.tag == tag
+  )
 
 
 def test_run_writes_checkpoints_summaries_metrics_and_samples(data_dir, tmp_path):
@@ -244,6 +260,8 @@ def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(data_dir, tmp_path):
   process.wait()
   saved = checkpointing.Checkpointer(checkpoints, 1, read_only=True).latest_step()
   assert saved is not None and saved >= 6, os.listdir(checkpoints)
+  logged = [step for step in range(1, saved + 1) if step % 2 == 0 or step % 3 == 0]  # log_every 2, checkpoint_every 3
+  assert set(logged) <= set(tensorboard_scalar_steps(os.path.join(workdir, "tensorboard"), "train/loss"))
   finished = subprocess.run(
       _run_command(workdir, data_dir, num_steps=saved + 3), cwd=REPO, env=env,
       capture_output=True, text=True, timeout=300,
