@@ -287,11 +287,22 @@ class Checkpointer:
       raise self._unreadable_error("the checkpoint", step, error) from error
     return restored.state
 
-  def restore_params(self, step: int | None = None) -> Any:
-    """The parameters of the train state at `step` (default the newest intact), as saved."""
+  def restore_params(self, step: int | None = None, abstract_params: Any = None) -> Any:
+    """The parameters of the train state at `step` (default the newest intact), without the optimizer state.
+
+    With abstract_params (ShapeDtypeStructs with shardings) only those arrays are read, onto
+    their devices; without, every array of the state is read and numpy params are returned.
+    """
     step = self.intact_step(step)
+    if abstract_params is None:
+      args = ocp.args.StandardRestore()
+    else:
+      target = {"params": abstract_params}
+      args = ocp.args.PyTreeRestore(
+          item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target), partial_restore=True
+      )
     try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+      restored = self._manager.restore(step, args=ocp.args.Composite(state=args))
     except Exception as error:
       raise self._unreadable_error("the parameters of the checkpoint", step, error) from error
     return restored.state["params"]

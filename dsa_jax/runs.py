@@ -61,18 +61,25 @@ def restore(workdir: str, step: int | None = None, **data_overrides) -> Run:
     step = checkpointer.intact_step(step)
     config = checkpointer.restore_config(step)
     metadata = checkpointer.restore_metadata(step)
-    params = jax.tree.map(jax.numpy.asarray, checkpointer.restore_params(step))
+    unknown = sorted(set(data_overrides) - set(config.data))
+    if unknown:
+      raise TypeError(f"restore() got data fields {unknown} that config.data does not have; it has {sorted(config.data)}.")
+    for name, value in data_overrides.items():
+      config.data[name] = value
+    stage, image_shape = metadata.get("stage"), tuple(metadata["image_shape"])
+    task = tasks.make_task(config, image_shape, stage, os.path.dirname(directory) if stage is not None else directory)
+    params = checkpointer.restore_params(step, _abstract_params(task, (config.data.num_frames, *image_shape)))
   finally:
     checkpointer.close()
-  unknown = sorted(set(data_overrides) - set(config.data))
-  if unknown:
-    raise TypeError(f"restore() got data fields {unknown} that config.data does not have; it has {sorted(config.data)}.")
-  for name, value in data_overrides.items():
-    config.data[name] = value
-  stage = metadata.get("stage")
-  parent = os.path.dirname(directory) if stage is not None else directory
-  task = tasks.make_task(config, tuple(metadata["image_shape"]), stage, parent)
   return Run(config, params, task.codec(params), int(step), stage, directory)
+
+
+def _abstract_params(task: tasks.Task, video_shape: tuple[int, ...]) -> Any:
+  """Shapes and dtypes of a task's params on this process's first device, without allocating them."""
+  videos = jax.ShapeDtypeStruct((1, *video_shape), jax.numpy.uint8)
+  shapes = jax.eval_shape(task.init_params, jax.random.key(0), videos)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), shapes)
 
 
 def load_videos(data_config: ml_collections.ConfigDict, split: str, count: int) -> np.ndarray:

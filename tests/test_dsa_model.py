@@ -126,7 +126,11 @@ def test_dsa_output_shapes(posterior, prior):
   assert out.log_likelihood.shape == out.kl_f.shape == (B,)
   assert out.kl_z.shape == (B, T) and out.z.shape == (B, T, Z) and out.f.shape == (B, F)
   assert bool(jnp.all(out.kl_f >= 0)) and bool(jnp.all(out.kl_z >= 0))
-  generated = model.apply({"params": params}, out.f, 19, rngs={"sample": KEY}, method="generate")
+  z = model.apply({"params": params}, B, 19, rngs={"sample": KEY}, method="sample_dynamics")
+  extended = model.apply({"params": params}, out.z, 19, rngs={"sample": KEY}, method="extend_dynamics")
+  assert z.shape == extended.shape == (B, 19, Z)
+  np.testing.assert_array_equal(extended[:, :T], out.z)
+  generated = jax.nn.sigmoid(model.apply({"params": params}, out.f, z, method="decode"))
   assert generated.shape == (B, 19, *IMAGE)
   assert bool(jnp.all((generated >= 0) & (generated <= 1)))
 

@@ -72,7 +72,7 @@ def test_dsa_notebook_restores_swaps_and_samples(dsa_run):
   np.testing.assert_array_less(-1e-6, out["matrix"])
   assert out["generated"].shape == out["same_content"].shape == (4, 10, 64, 64, 3)
   assert out["continued"].shape == (8, 10, 64, 64, 3)
-  assert sorted(os.listdir(os.path.join(dsa_run, "notebook"))) == ["generated.gif", "swap_matrix.gif"]
+  assert sorted(os.listdir(os.path.join(dsa_run, "notebook"))) == ["generated.gif", "swap_grid.gif"]
 
 
 def readme_snippet(after: str) -> str:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -174,6 +175,7 @@ def test_restore_reads_params_only_and_the_codec_of_the_run(data_dir, tmp_path):
   state = train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 2}), workdir)
   run = dsa_jax.restore(workdir)
   assert set(run.params) == set(state.params) and leaves_equal(run.params, state.params)
+  assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(run.params))  # read onto the device
   assert (run.codec.static_name, run.codec.dynamics_name, run.codec.train_frames) == ("f", "z", 4)
   videos = dsa_jax.load_videos(run.config.data, "test", 2)
   assert np.all((0 <= videos) & (videos <= 1))
