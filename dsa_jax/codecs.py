@@ -185,7 +185,7 @@ class VDSMCodec:
 
   def decode(self, codes: Codes, key=None, num_frames=None) -> jax.Array:
     """Frame means [B, num_frames (None: the training length), ...] of s and d."""
-    return self._decode(codes, key, num_frames or self.train_frames, self.train_frames)
+    return self._decode(codes, key, self.train_frames if num_frames is None else num_frames, self.train_frames)
 
   def _decode(self, codes: Codes, key, num_frames: int, inferred_frames: int) -> jax.Array:
     if num_frames < 1:

@@ -34,7 +34,7 @@ def swap(codec: Codec, static_source, dynamic_source, key: jax.Array, num_frames
   (T: num_frames, default the dynamic source's length)."""
   static = codec.encode(static_source).static
   dynamics = codec.encode(dynamic_source).dynamics
-  return codec.decode(Codes(static, dynamics), key, num_frames or jnp.shape(dynamic_source)[1])
+  return codec.decode(Codes(static, dynamics), key, jnp.shape(dynamic_source)[1] if num_frames is None else num_frames)
 
 
 def swap_grid(codec: Codec, static_sources, dynamic_sources, key: jax.Array, num_frames: int | None = None) -> jax.Array:
@@ -47,7 +47,7 @@ def swap_grid(codec: Codec, static_sources, dynamic_sources, key: jax.Array, num
       jnp.repeat(static, cols, axis=0),  # [N*M, S]
       jnp.tile(dynamics, (rows,) + (1,) * (dynamics.ndim - 1)),  # [N*M, ...]
   )
-  frames = codec.decode(pairs, key, num_frames or jnp.shape(dynamic_sources)[1])
+  frames = codec.decode(pairs, key, jnp.shape(dynamic_sources)[1] if num_frames is None else num_frames)
   return frames.reshape(rows, cols, *frames.shape[1:])
 
 

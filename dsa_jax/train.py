@@ -155,8 +155,6 @@ class _Window:
     return means, steps_per_second
 
 
-
-
 class TrainingData(NamedTuple):
   """What every stage of a run reads: the training split and fixed test videos."""
 

@@ -34,11 +34,14 @@ def initial_params(model, clips):
 
 
 def apply(codec, *args, method, key=None):
-  """The codec's model applied directly, jitted with its Python numbers static: the oracle the codecs are checked against."""
-  static = tuple(i for i, arg in enumerate(args) if isinstance(arg, (bool, int, float)))
-  rngs = {} if key is None else {"sample": key}
-  run = jax.jit(lambda params, rngs, *args: codec.model.apply({"params": params}, *args, method=method, rngs=rngs), static_argnums=tuple(i + 2 for i in static))
-  return run(codec.params, rngs, *args)
+  """The codec's model applied directly (jitted, Python numbers static): the oracle the codecs are checked against."""
+
+  def run(params, rngs, *args):
+    return codec.model.apply({"params": params}, *args, method=method, rngs=rngs)
+
+  static = tuple(2 + i for i, arg in enumerate(args) if isinstance(arg, (bool, int, float)))
+  compiled = jax.jit(run, static_argnums=static, compiler_options=train.CPU_INIT_COMPILER_OPTIONS)  # quick to compile
+  return compiled(codec.params, {} if key is None else {"sample": key}, *args)
 
 
 def clips_for(codec):
@@ -82,20 +85,18 @@ def test_codes_have_the_documented_shapes(request, name, static_shape, dynamics_
     assert codes.static.shape == static_shape and codes.dynamics.shape == dynamics_shape
 
 
-def vdsm_posteriors(codec, clips):
-  def posteriors(module, clips):
-    frame_codes = module.encode_frames(clips)
-    return module.infer_s(frame_codes), module.infer_d(frame_codes), frame_codes.q_z
-
-  return apply(codec, clips, method=posteriors)
+def vdsm_posteriors(module, clips):
+  """q(s), q(d) and the per-frame poses q(z_t | x_t), by the codes' names."""
+  frame_codes = module.encode_frames(clips)
+  return {"s": module.infer_s(frame_codes), "d": module.infer_d(frame_codes), "z": frame_codes.q_z}
 
 
 @pytest.mark.parametrize("name", ["vdsm_codec", "pose_codec"])
 def test_vdsm_encode_with_a_key_is_loc_plus_scale_times_noise_of_split_keys(request, name):
   codec = request.getfixturevalue(name)
   clips = clips_for(codec)
-  q_s, q_d, q_z = vdsm_posteriors(codec, clips)
-  q_dynamics = q_d if name == "vdsm_codec" else q_z
+  posteriors = apply(codec, clips, method=vdsm_posteriors)
+  q_s, q_dynamics = posteriors[codec.static_name], posteriors[codec.dynamics_name]
   s_key, dynamics_key = jax.random.split(KEY)
   means, samples = codec.encode(clips), codec.encode(clips, KEY)
   np.testing.assert_allclose(means.static, q_s.loc, atol=1e-6)
@@ -121,7 +122,7 @@ def test_dsa_encode_with_a_key_samples_the_posterior_around_its_means(dsa_codec)
   static_error = np.mean([codes.static for codes in draws], axis=0) - means.static
   dynamics_error = np.mean([codes.dynamics for codes in draws], axis=0) - means.dynamics
   assert np.abs(static_error / q_f.scale).max() < 4 / 8  # 4 standard errors of a mean of 64 draws
-  assert np.abs(dynamics_error / q_z.scale).max() < 4.5 / 8
+  assert np.abs(dynamics_error / q_z.scale).max() < 4 / 8
 
 
 @pytest.mark.parametrize("name", CODEC_NAMES)
@@ -168,11 +169,21 @@ def test_decoding_past_the_known_frames_without_a_key_asks_for_one(request, name
 
 
 @pytest.mark.parametrize("name", CODEC_NAMES)
+def test_zero_frames_are_refused_not_taken_for_the_default(request, name):
+  codec = request.getfixturevalue(name)
+  clips = clips_for(codec)
+  with pytest.raises(ValueError, match="num_frames must be at least 1; got 0"):
+    codec.decode(codec.encode(clips), jax.random.key(0), 0)
+  with pytest.raises(ValueError, match="num_frames must be at least 1; got 0"):
+    sampling.swap(codec, clips, clips, jax.random.key(0), 0)
+
+
+@pytest.mark.parametrize("name", CODEC_NAMES)
 def test_uint8_videos_have_the_codes_of_their_floats(request, name):
   codec = request.getfixturevalue(name)
   pixels = np.random.default_rng(3).integers(0, 256, clips_for(codec).shape, dtype=np.uint8)
   from_uint8, from_floats = codec.encode(pixels), codec.encode(pixels.astype(np.float32) / 255)
-  np.testing.assert_allclose(from_uint8.static, from_floats.static, atol=1e-6)  # XLA's / 255 is within an ulp of numpy's
+  np.testing.assert_allclose(from_uint8.static, from_floats.static, atol=1e-6)  # XLA's / 255 is an ulp off numpy's
   np.testing.assert_allclose(from_uint8.dynamics, from_floats.dynamics, atol=1e-6)
 
 
@@ -199,7 +210,7 @@ def test_dsa_dynamics_prior_samples_any_horizon(dsa_codec, num_frames):
 @pytest.mark.parametrize("name", ["vdsm_codec", "pose_codec"])
 def test_vdsm_static_prior_has_standard_deviation_one_over_dim_s(request, name):
   s = request.getfixturevalue(name).sample_static(KEY, 997)
-  np.testing.assert_allclose(s, jax.random.normal(KEY, (997, 7)) / 7, rtol=1e-6)  # XLA folds the scale into the sampler's
+  np.testing.assert_allclose(s, jax.random.normal(KEY, (997, 7)) / 7, rtol=1e-6)  # XLA folds 1/7 into the sampler
   assert float(s.std()) == pytest.approx(1 / 7, rel=0.03)
 
 
@@ -263,7 +274,7 @@ def test_generate_with_static_equals_the_pre_refactor_function_given_its_dynamic
 
 def prior_loop(step, given, noise):
   """z [B, k + T', Z]: the prior cell's step teacher-forced on the given z_1:k, then sampled with the noise."""
-  state = (jnp.zeros((B, H)), jnp.zeros((B, H)))
+  state = (jnp.zeros((given.shape[0], H)), jnp.zeros((given.shape[0], H)))
   z = list(jnp.swapaxes(given, 0, 1))
   for t in range(given.shape[1] + noise.shape[1] - 1):
     state, next_dist = step(state, z[t])
@@ -272,17 +283,21 @@ def prior_loop(step, given, noise):
   return jnp.stack(z, axis=1)
 
 
-@pytest.mark.parametrize("kind", dsa.PRIORS)
-def test_prior_extension_equals_its_rollout_and_a_python_loop(kind):
+def prior_rollout(module, noise):
+  return module.prior.rollout(noise)[0]
+
+
+def prior_extend(module, z, noise):
+  return module.prior.extend(z, noise)
+
+
+def test_prior_extension_equals_its_rollout_and_a_python_loop(dsa_codec):
   noise = jax.random.normal(KEY, (B, LONGER, Z))
-  prior = dsa.DynamicsPrior(kind, Z, H)
-  params = jax.jit(prior.init, compiler_options=train.CPU_INIT_COMPILER_OPTIONS)(jax.random.key(0), noise)["params"]
-  run = jax.jit(lambda *args, method: prior.apply({"params": params}, *args, method=method), static_argnames="method")
-  cell = (dsa.StablePriorCell if kind == "stable" else dsa.LSTMPriorCell)(Z, H)
-  step = jax.jit(lambda state, z: cell.apply({"params": params["cell"]}, state, z))
-  rolled, _ = run(noise, method="rollout")
+  rolled = apply(dsa_codec, noise, method=prior_rollout)
+  cell = dsa.StablePriorCell(Z, H)
+  step = jax.jit(lambda state, z: cell.apply({"params": dsa_codec.params["prior"]["cell"]}, state, z))
   for known in (1, LONGER - 2, LONGER - 1):  # LONGER - 1: a single sampled step
-    extended = run(rolled[:, :known], noise[:, known:], method="extend")
+    extended = apply(dsa_codec, rolled[:, :known], noise[:, known:], method=prior_extend)
     assert extended.shape == (B, LONGER, Z)
     np.testing.assert_allclose(extended, rolled, atol=1e-6)
     np.testing.assert_allclose(extended, prior_loop(step, rolled[:, :known], noise[:, known:]), atol=1e-5)
@@ -302,10 +317,13 @@ def test_vdsm_continuation_uses_the_combiner_for_the_given_frames_then_the_trans
   np.testing.assert_allclose(vdsm_codec.continue_from(prefix, KEY, LONGER), expected, atol=1e-6)
 
 
-def test_vdsm_continuation_of_a_training_length_clip_is_its_extension(vdsm_codec):
+def test_vdsm_extension_and_continuation_of_a_training_length_clip_take_the_transition_after_it(vdsm_codec):
   clips = videos(VDSM_B, VDSM_T, seed=5)
+  codes = vdsm_codec.encode(clips)
   extended = sampling.extend(vdsm_codec, clips, KEY, LONGER)
-  np.testing.assert_array_equal(extended, vdsm_codec.decode(vdsm_codec.encode(clips), KEY, LONGER))
+  expected = apply(vdsm_codec, codes.static, codes.dynamics, VDSM_T, method=combiner_then_transition, key=KEY)
+  np.testing.assert_allclose(extended, expected, atol=1e-6)
+  np.testing.assert_array_equal(extended, vdsm_codec.decode(codes, KEY, LONGER))
   np.testing.assert_array_equal(sampling.continue_video(vdsm_codec, clips, KEY, LONGER), extended)
   assert np.abs(extended - vdsm_codec.continue_from(clips[:, :2], KEY, LONGER)).max() > 1e-4
 
