@@ -19,10 +19,11 @@ class Run(NamedTuple):
 
   config: ml_collections.ConfigDict
   params: Any
-  codec: codecs.Codec
+  codec: codecs.Codec | None  # None for a model without latent codes (a judge)
   step: int
   stage: str | None  # the stage the checkpoint belongs to (VDSM "pretrain" / "sequence"); None: one stage
   directory: str  # the stage's folder: checkpoints, samples
+  image_shape: tuple[int, int, int]  # [H, W, C] of the frames it was trained on
 
 
 def _stage_folders(workdir: str) -> list[tuple[str | None, str]]:
@@ -71,7 +72,8 @@ def restore(workdir: str, step: int | None = None, **data_overrides) -> Run:
     params = checkpointer.restore_params(step, _abstract_params(task, (config.data.num_frames, *image_shape)))
   finally:
     checkpointer.close()
-  return Run(config, params, task.codec(params), int(step), stage, directory)
+  codec = task.codec(params) if task.codec is not None else None
+  return Run(config, params, codec, int(step), stage, directory, image_shape)
 
 
 def _abstract_params(task: tasks.Task, video_shape: tuple[int, ...]) -> Any:

@@ -39,16 +39,16 @@ def swap(codec: Codec, static_source, dynamic_source, key: jax.Array, num_frames
 
 def swap_grid(codec: Codec, static_sources, dynamic_sources, key: jax.Array, num_frames: int | None = None) -> jax.Array:
   """[N, M, T, ...]: entry (i, j) has the static code of static_sources[i] and the dynamics of
-  dynamic_sources[j] (VDSM: the action transfer grid)."""
+  dynamic_sources[j] (VDSM: the action transfer grid); decoded a row at a time to bound memory."""
   static = codec.encode(static_sources).static  # [N, S]
   dynamics = codec.encode(dynamic_sources).dynamics  # [M, ...]
-  rows, cols = static.shape[0], dynamics.shape[0]
-  pairs = Codes(
-      jnp.repeat(static, cols, axis=0),  # [N*M, S]
-      jnp.tile(dynamics, (rows,) + (1,) * (dynamics.ndim - 1)),  # [N*M, ...]
-  )
-  frames = codec.decode(pairs, key, jnp.shape(dynamic_sources)[1] if num_frames is None else num_frames)
-  return frames.reshape(rows, cols, *frames.shape[1:])
+  frames = jnp.shape(dynamic_sources)[1] if num_frames is None else num_frames
+  columns = dynamics.shape[0]
+  rows = [
+      codec.decode(Codes(jnp.repeat(static[i : i + 1], columns, axis=0), dynamics), jax.random.fold_in(key, i), frames)
+      for i in range(static.shape[0])
+  ]
+  return jnp.stack(rows)  # [N, M, T, ...]
 
 
 def generate(codec: Codec, key: jax.Array, num_videos: int, num_frames: int) -> jax.Array:

@@ -16,6 +16,7 @@ import jax
 import ml_collections
 
 from dsa_jax import checkpointing, codecs, data, losses, schedules
+from dsa_jax.evaluation import judge
 from dsa_jax.models import dsa, vdsm
 
 Params = Any
@@ -36,8 +37,8 @@ class Task:
   init_params: Callable[[jax.Array, jax.Array], Params]
   # (params, batch, key, step) -> (scalar loss, metrics of scalars); traced under jit
   loss_fn: Callable[[Params, Batch, jax.Array, jax.Array], tuple[jax.Array, losses.Metrics]]
-  # params -> the trained model's codes (sampling, images, evaluation)
-  codec: Callable[[Params], codecs.Codec]
+  # params -> the trained model's codes (sampling, images, evaluation); None: the model has none (a judge)
+  codec: Callable[[Params], codecs.Codec] | None
   group_size: int = 1  # clips of one identity per batch element (data.BatchSpec.group_size)
   # params -> pytree of "trained" / "frozen" labels for the optimizer; None: all trained
   trainable: Callable[[Params], Any] | None = None
@@ -94,14 +95,47 @@ def dsa_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int
   return Task("dsa", model, init_params, loss_fn, codec)
 
 
+def single_stage(task: Task, train: ml_collections.ConfigDict) -> tuple[Stage, ...]:
+  """The one stage of a model scheduled by config.train."""
+  for name in ("num_steps", "batch_size", "learning_rate"):
+    if train[name] is None:
+      raise ConfigError(f"config.train.{name} is not set; {task.name} needs it (e.g. --config.train.{name}=...).")
+  return (Stage(None, task, train.num_steps, train.batch_size, train.learning_rate, "train"),)
+
+
 def dsa_stages(config: ml_collections.ConfigDict, image_shape, workdir: str) -> tuple[Stage, ...]:
   """DSA's single stage, scheduled by config.train."""
   del workdir
-  train = config.train
-  for name in ("num_steps", "batch_size", "learning_rate"):
-    if train[name] is None:
-      raise ConfigError(f"config.train.{name} is not set; DSA needs it (e.g. --config.train.{name}=...).")
-  return (Stage(None, dsa_task(config, image_shape), train.num_steps, train.batch_size, train.learning_rate, "train"),)
+  return single_stage(dsa_task(config, image_shape), config.train)
+
+
+def judge_model_config(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> judge.JudgeConfig:
+  """The typed judge architecture from config.judge and the dataset's frame shape."""
+  return judge.JudgeConfig(
+      image_shape=tuple(image_shape), heads=tuple((name, int(classes)) for name, classes in config.judge.heads),
+      channels=tuple(config.judge.channels), feature_size=config.judge.feature_size, lstm_size=config.judge.lstm_size,
+  )
+
+
+def judge_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
+  """A judge trained with labels: the mean cross-entropy of its heads."""
+  model = judge.Judge(judge_model_config(config, image_shape))
+
+  def init_params(key, videos):
+    return model.init(key, data.to_unit_interval(videos))["params"]
+
+  def loss_fn(params, batch, key, step):
+    del key, step
+    output = model.apply({"params": params}, data.to_unit_interval(batch[data.VIDEO_KEY]))
+    return judge.cross_entropy(output, {name: batch[name] for name, _ in model.config.heads})
+
+  return Task("judge", model, init_params, loss_fn, codec=None)
+
+
+def judge_stages(config: ml_collections.ConfigDict, image_shape, workdir: str) -> tuple[Stage, ...]:
+  """The judge's single stage, scheduled by config.train."""
+  del workdir
+  return single_stage(judge_task(config, image_shape), config.train)
 
 
 VDSM_STAGES = ("pretrain", "sequence")
@@ -222,6 +256,7 @@ class Model(NamedTuple):
 MODELS = {
     "dsa": Model((None,), dsa_stages, lambda config, image_shape, stage_name, workdir: dsa_task(config, image_shape)),
     "vdsm": Model(VDSM_STAGES, vdsm_stages, vdsm_task),
+    "judge": Model((None,), judge_stages, lambda config, image_shape, stage_name, workdir: judge_task(config, image_shape)),
 }
 
 

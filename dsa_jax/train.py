@@ -289,7 +289,7 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
       if done % train_config.log_every == 0 or checkpoint_due:
         means, steps_per_second = window.flush()
         writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate}, steps_per_second)
-      if done % train_config.image_every == 0 or is_last:
+      if task.codec is not None and (done % train_config.image_every == 0 or is_last):
         writer.write_pictures(done, sample_files.summary_pictures(task.codec(state.params), dataset.visual_videos, visual_key, horizon))
       if checkpoint_due:
         checkpointer.save(done, state, config, metadata, force=is_last)
@@ -298,7 +298,7 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
     writer.close()
     checkpointer.close()
   final_step = int(jax.device_get(state.step))
-  if jax.process_index() == 0:
+  if task.codec is not None and jax.process_index() == 0:
     paths, scores = runs.write_results(
         task.codec(state.params), config, dataset.visual_videos, dataset.evaluation_videos, visual_key,
         runs.sample_dir(workdir, final_step),

@@ -67,7 +67,7 @@ def flat_fields(config: Any, prefix: str) -> dict[str, Any]:
     if isinstance(value, ml_collections.ConfigDict):
       flat.update(flat_fields(value, f"{prefix}.{name}"))
     else:
-      flat[f"{prefix}.{name}"] = list(value) if isinstance(value, tuple) else value  # as saved in JSON
+      flat[f"{prefix}.{name}"] = json.loads(json.dumps(value))  # as saved in JSON: tuples, nested too, become lists
   return flat
 
 

@@ -9,7 +9,7 @@ from ml_collections import config_dict
 def get_config() -> config_dict.ConfigDict:
   """The base config, locked: overriding works, adding fields raises."""
   config = config_dict.ConfigDict()
-  config.model = "dsa"  # or "vdsm"
+  config.model = "dsa"  # "vdsm", or "judge" (a classifier for evaluation)
   config.seed = 0
 
   config.data = config_dict.ConfigDict()
@@ -74,6 +74,13 @@ def get_config() -> config_dict.ConfigDict:
   config.vdsm_sequence.lambda_d_end = 1.0
   config.vdsm_sequence.lambda_s = 1.0
   config.vdsm_sequence.tau = 10.0
+
+  config.judge = config_dict.ConfigDict()  # a video classifier with a head per label (experiments.train_judge)
+  config.judge.heads = (("action", 9),)  # (label, number of classes) pairs
+  config.judge.dynamic_heads = ("action",)  # the heads that read the dynamics; the others read the static code
+  config.judge.channels = (32, 64, 128, 128)  # one stride-2 conv per halving of the frame down to 4x4
+  config.judge.feature_size = 128
+  config.judge.lstm_size = 128
 
   config.loss = config_dict.ConfigDict()
   config.loss.beta_f = 1.0

@@ -1,0 +1,80 @@
+"""The judge: a video classifier trained with labels on real videos, one softmax head per label.
+
+A per-frame conv encoder (stride-2 convolutions to 4x4, then a dense feature) feeds a
+bi-LSTM; its last forward and first backward states are the penultimate features (for the
+judge's Frechet distance), and each head reads them.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from dsa_jax.models import layers
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgeConfig:
+  """Architecture of a judge and the labels it predicts."""
+
+  image_shape: tuple[int, int, int] = (64, 64, 3)
+  heads: tuple[tuple[str, int], ...] = (("action", 9),)  # (label name, number of classes)
+  channels: tuple[int, ...] = (32, 64, 128, 128)  # one stride-2 conv per halving down to 4x4
+  feature_size: int = 128
+  lstm_size: int = 128
+
+  def __post_init__(self):
+    steps = layers.num_resolution_steps(self.image_shape[0])
+    if len(self.channels) != steps:
+      raise ValueError(f"{self.image_shape[0]}x{self.image_shape[0]} frames need {steps} judge channels; got {self.channels}.")
+    if not self.heads:
+      raise ValueError("A judge needs at least one head (label name, number of classes).")
+
+
+class JudgeOutput(NamedTuple):
+  """A judge's view of a batch of videos."""
+
+  logits: dict[str, jax.Array]  # {label: [B, K]}
+  features: jax.Array  # [B, 2 * lstm_size] penultimate features
+
+
+class Judge(nn.Module):
+  """Videos [B, T, H, W, C] in [0, 1] -> logits per head and penultimate features."""
+
+  config: JudgeConfig
+
+  @nn.compact
+  def __call__(self, videos: jax.Array) -> JudgeOutput:
+    layers.check_videos(videos, self.config.image_shape)
+    batch, time = videos.shape[:2]
+    hidden = videos.reshape(batch * time, *videos.shape[2:])  # [B*T, H, W, C]
+    for i, channels in enumerate(self.config.channels):
+      hidden = nn.Conv(channels, (4, 4), strides=2, kernel_init=layers.relu_init, name=f"conv_{i}")(hidden)
+      hidden = nn.LayerNorm(name=f"norm_{i}")(hidden)
+      hidden = nn.leaky_relu(hidden, 0.2)
+    hidden = hidden.reshape(batch, time, -1)  # [B, T, 4 * 4 * channels]
+    frames = nn.leaky_relu(nn.Dense(self.config.feature_size, name="frame_feature")(hidden), 0.2)  # [B, T, F]
+    _, forward_last, backward_first = layers.BiLSTM(self.config.lstm_size, name="rnn")(frames)
+    features = jnp.concatenate([forward_last, backward_first], axis=-1)  # [B, 2L]
+    logits = {name: nn.Dense(classes, name=f"head_{name}")(features) for name, classes in self.config.heads}
+    return JudgeOutput(logits, features)
+
+
+def probabilities(output: JudgeOutput) -> dict[str, jax.Array]:
+  """{label: p(y | x) [B, K]}."""
+  return {name: jax.nn.softmax(logits, axis=-1) for name, logits in output.logits.items()}
+
+
+def cross_entropy(output: JudgeOutput, labels: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The mean over heads of the batch-mean cross-entropy, and per-head loss and accuracy."""
+  metrics, total = {}, 0.0
+  for name, logits in output.logits.items():
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels[name]).mean()
+    metrics[f"loss_{name}"] = loss
+    metrics[f"accuracy_{name}"] = jnp.mean(jnp.argmax(logits, axis=-1) == labels[name])
+    total = total + loss
+  loss = total / len(output.logits)
+  return loss, {"loss": loss, **metrics}

@@ -1,0 +1,157 @@
+"""Trained judges as files: export a judge run (params + judge.json with its test accuracy and checksum), load, predict.
+
+A judge folder holds `params.msgpack` (flax serialisation of the params) and `judge.json`:
+the dataset, frame shape, heads, architecture, the accuracy of every head on the real test
+videos and the sha256 of `params.msgpack`. The Sprites judge ships inside the package
+(`shipped("sprites")`).
+"""
+
+import functools
+import hashlib
+import json
+import os
+from typing import Any, NamedTuple
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from dsa_jax import data, visualize
+from dsa_jax.evaluation import judge
+
+PARAMS_FILE = "params.msgpack"
+INFO_FILE = "judge.json"
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "judges")
+MINIMUM_ACCURACY = 0.99
+
+
+class JudgeError(ValueError):
+  """A judge folder is missing, damaged, weak, or does not fit the run it should score."""
+
+
+class TrainedJudge(NamedTuple):
+  """A judge ready to score videos."""
+
+  model: judge.Judge
+  params: Any
+  info: dict[str, Any]  # judge.json
+  directory: str
+
+
+def sha256(content: bytes) -> str:
+  """The hex sha256 of bytes."""
+  return hashlib.sha256(content).hexdigest()
+
+
+def shipped(dataset: str) -> str:
+  """The folder of the judge shipped with the package for a dataset."""
+  directory = os.path.join(SHIPPED_DIR, dataset)
+  if not os.path.isfile(os.path.join(directory, INFO_FILE)):
+    available = sorted(name for name in os.listdir(SHIPPED_DIR) if os.path.isdir(os.path.join(SHIPPED_DIR, name)))
+    raise JudgeError(
+        f"No judge ships for dataset {dataset!r} (shipped: {available}). Train one with "
+        f"`python -m experiments.train_judge --config=experiments/judge_{dataset}.py --workdir=DIR` and pass --judge=DIR."
+    )
+  return directory
+
+
+def fit_to(videos, image_shape: tuple[int, int, int]) -> np.ndarray:
+  """Float videos [B, T, h, w, C] resized (bilinear) to the judge's frame size [B, T, H, W, C]."""
+  videos = np.asarray(videos, np.float32)
+  if tuple(videos.shape[2:]) == tuple(image_shape):
+    return videos
+  if videos.shape[-1] != image_shape[-1]:
+    raise JudgeError(f"Videos have {videos.shape[-1]} channels; the judge reads {image_shape[-1]}.")
+  resized = jax.image.resize(jnp.asarray(videos), (*videos.shape[:2], *image_shape), "linear")
+  return np.clip(np.asarray(resized), 0.0, 1.0)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _predict(model: judge.Judge, params, videos):
+  output = model.apply({"params": params}, videos)
+  return judge.probabilities(output), output.features
+
+
+def predict(trained: TrainedJudge, videos, batch_size: int = 64, progress: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """p(y | x) per head {label: [N, K]} and penultimate features [N, F] of float videos [N, T, H, W, C]."""
+  videos = np.asarray(videos)
+  probabilities, features = {}, []
+  starts = range(0, len(videos), batch_size)
+  for start in tqdm.tqdm(starts, desc="judge", disable=not progress, leave=False):
+    chunk = fit_to(videos[start : start + batch_size], trained.model.config.image_shape)
+    chunk_probabilities, chunk_features = _predict(trained.model, trained.params, jnp.asarray(chunk))
+    for name, value in chunk_probabilities.items():
+      probabilities.setdefault(name, []).append(np.asarray(value))
+    features.append(np.asarray(chunk_features))
+  return {name: np.concatenate(parts) for name, parts in probabilities.items()}, np.concatenate(features)
+
+
+def test_accuracy(trained: TrainedJudge, data_config, batch_size: int = 64) -> dict[str, float]:
+  """The accuracy of every head on all real test videos of data_config's dataset."""
+  source = data.load_source(data_config, "test")
+  hits = {name: 0 for name, _ in trained.model.config.heads}
+  for start in tqdm.tqdm(range(0, len(source), batch_size), desc="judge test accuracy", leave=False):
+    batch = data.read_batch(source, np.arange(start, min(start + batch_size, len(source))), data_config.num_frames, data_config.image_size)
+    probabilities, _ = predict(trained, np.asarray(data.to_unit_interval(batch[data.VIDEO_KEY])), batch_size)
+    for name in hits:
+      hits[name] += int(np.sum(probabilities[name].argmax(axis=-1) == batch[name]))
+  return {name: count / len(source) for name, count in hits.items()}
+
+
+def export(run, out_dir: str, train_seconds: float | None = None) -> dict[str, Any]:
+  """Writes a trained judge run (`dsa_jax.restore` of it) as params.msgpack and judge.json into out_dir."""
+  from dsa_jax import tasks  # noqa: PLC0415 - tasks imports this package
+
+  model_config = tasks.judge_model_config(run.config, run.image_shape)
+  trained = TrainedJudge(judge.Judge(model_config), run.params, {}, out_dir)
+  content = flax.serialization.to_bytes(jax.device_get(run.params))
+  info = {
+      "dataset": run.config.data.name,
+      "variant": run.config.data.variant,
+      "num_frames": run.config.data.num_frames,
+      "image_shape": list(model_config.image_shape),
+      "heads": [[name, classes] for name, classes in model_config.heads],
+      "dynamic_heads": list(run.config.judge.dynamic_heads),
+      "channels": list(model_config.channels),
+      "feature_size": model_config.feature_size,
+      "lstm_size": model_config.lstm_size,
+      "train_steps": run.step,
+      "train_seconds": train_seconds,
+      "test_accuracy": test_accuracy(trained, run.config.data),
+      "params_sha256": sha256(content),
+  }
+  visualize.write_atomically(os.path.join(out_dir, PARAMS_FILE), content)
+  visualize.write_atomically(os.path.join(out_dir, INFO_FILE), json.dumps(info, indent=2).encode())
+  return info
+
+
+def load(directory: str) -> TrainedJudge:
+  """A judge folder's model and params, checked against the sha256 in its judge.json."""
+  directory = os.path.abspath(os.path.expanduser(directory))
+  try:
+    with open(os.path.join(directory, INFO_FILE)) as file:
+      info = json.load(file)
+    with open(os.path.join(directory, PARAMS_FILE), "rb") as file:
+      content = file.read()
+  except (OSError, ValueError) as error:
+    raise JudgeError(
+        f"{directory} is not a readable judge folder ({error}); it must hold {INFO_FILE} and {PARAMS_FILE} "
+        "as written by `python -m experiments.train_judge`."
+    ) from error
+  if sha256(content) != info["params_sha256"]:
+    raise JudgeError(f"{os.path.join(directory, PARAMS_FILE)} does not match the sha256 in its {INFO_FILE}: the file is damaged.")
+  model = judge.Judge(judge.JudgeConfig(
+      image_shape=tuple(info["image_shape"]), heads=tuple((name, classes) for name, classes in info["heads"]),
+      channels=tuple(info["channels"]), feature_size=info["feature_size"], lstm_size=info["lstm_size"],
+  ))
+  videos = jax.ShapeDtypeStruct((1, info["num_frames"], *info["image_shape"]), jnp.float32)
+  template = jax.eval_shape(lambda v: model.init(jax.random.key(0), v)["params"], videos)
+  params = flax.serialization.from_bytes(jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), template), content)
+  return TrainedJudge(model, jax.tree.map(jnp.asarray, params), info, directory)
+
+
+def weak_heads(trained: TrainedJudge) -> dict[str, float]:
+  """The heads whose test accuracy is under MINIMUM_ACCURACY."""
+  return {name: value for name, value in trained.info["test_accuracy"].items() if value < MINIMUM_ACCURACY}

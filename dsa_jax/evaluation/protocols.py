@@ -1,0 +1,129 @@
+"""The field's evaluation protocols over a codec and a trained judge, written once for every model.
+
+Test videos are floats [N, T, H, W, C]; labels are {head: [N]} integer classes of the judge's
+heads. Dynamic heads (the action) read the dynamics; static heads (identity attributes) the
+static code.
+"""
+
+import jax
+import numpy as np
+
+from dsa_jax import sampling
+from dsa_jax.codecs import Codec, Codes
+from dsa_jax.evaluation import judges, metrics
+
+BATCH = 128  # videos decoded or judged at once
+
+
+def head_roles(trained: judges.TrainedJudge) -> tuple[list[str], list[str]]:
+  """(dynamic heads, static heads) of a judge."""
+  dynamic = [name for name, _ in trained.model.config.heads if name in trained.info["dynamic_heads"]]
+  static = [name for name, _ in trained.model.config.heads if name not in trained.info["dynamic_heads"]]
+  return dynamic, static
+
+
+def encode_all(codec: Codec, videos: np.ndarray) -> Codes:
+  """Posterior means of every video's codes, in batches."""
+  parts = [codec.encode(videos[start : start + BATCH]) for start in range(0, len(videos), BATCH)]
+  return Codes(np.concatenate([np.asarray(p.static) for p in parts]), np.concatenate([np.asarray(p.dynamics) for p in parts]))
+
+
+def decode_all(codec: Codec, codes: Codes, key: jax.Array, num_frames: int) -> np.ndarray:
+  """Frame means [N, num_frames, ...] of codes, in batches."""
+  parts = [
+      codec.decode(Codes(codes.static[start : start + BATCH], codes.dynamics[start : start + BATCH]), jax.random.fold_in(key, start), num_frames)
+      for start in range(0, len(codes.static), BATCH)
+  ]
+  return np.concatenate([np.asarray(part) for part in parts])
+
+
+def classes(trained: judges.TrainedJudge) -> dict[str, int]:
+  """{head: number of classes}."""
+  return dict(trained.model.config.heads)
+
+
+def standard_round(trained: judges.TrainedJudge, generated: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, float]:
+  """One round of the standard protocol on videos that kept the test videos' dynamics (static from the prior)."""
+  probabilities, _ = judges.predict(trained, generated)
+  scores = {}
+  for head in head_roles(trained)[0]:
+    scores[f"{head}_accuracy"] = metrics.accuracy(probabilities[head], labels[head])
+    balanced = metrics.balanced_indices(labels[head], classes(trained)[head])
+    for name, value in metrics.inception_statistics(probabilities[head][balanced]).items():
+      scores[f"{head}_{name}"] = value
+  return scores
+
+
+def reverse_round(trained: judges.TrainedJudge, generated: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, float]:
+  """One round of the reverse protocol on videos that kept the static code (dynamics from the prior): every head's accuracy."""
+  probabilities, _ = judges.predict(trained, generated)
+  return {f"{head}_accuracy": metrics.accuracy(probabilities[head], labels[head]) for head in probabilities}
+
+
+def protocols(
+    codec: Codec, trained: judges.TrainedJudge, videos: np.ndarray, labels: dict[str, np.ndarray], key: jax.Array, rounds: int,
+) -> tuple[dict, dict, dict[str, np.ndarray]]:
+  """Standard and reverse protocols over `rounds` prior draws: ({metric: mean, std} each) and the last round's videos."""
+  codes = encode_all(codec, videos)
+  num_videos, num_frames = videos.shape[:2]
+  standard, reverse, last = [], [], {}
+  for round_index in range(rounds):
+    static_key, dynamics_key, decode_key = jax.random.split(jax.random.fold_in(key, round_index), 3)
+    kept_dynamics = decode_all(codec, Codes(np.asarray(codec.sample_static(static_key, num_videos)), codes.dynamics), decode_key, num_frames)
+    prior_dynamics = np.asarray(codec.sample_dynamics(dynamics_key, num_videos, num_frames))
+    kept_static = decode_all(codec, Codes(codes.static, prior_dynamics), decode_key, num_frames)
+    standard.append(standard_round(trained, kept_dynamics, labels))
+    reverse.append(reverse_round(trained, kept_static, labels))
+    last = {"standard": kept_dynamics, "reverse": kept_static}
+  return metrics.mean_and_std(standard), metrics.mean_and_std(reverse), last
+
+
+def swap_agreement(trained: judges.TrainedJudge, real_probabilities: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> dict[str, float]:
+  """The study's Table 1: per head, disagreement and mean KL(p_generated || p_real), beside the random baseline.
+
+  generated["standard"] kept each video's dynamics (scored on the dynamic heads), generated["reverse"]
+  its static code (scored on the static heads).
+  """
+  dynamic, static = head_roles(trained)
+  scores = {}
+  for source, heads in (("standard", dynamic), ("reverse", static)):
+    probabilities, _ = judges.predict(trained, generated[source])
+    for head in heads:
+      baseline = metrics.random_baseline(real_probabilities[head])
+      scores[f"{head}_disagreement"] = metrics.disagreement(probabilities[head], real_probabilities[head])
+      scores[f"{head}_kl"] = metrics.mean_kl(probabilities[head], real_probabilities[head])
+      scores[f"{head}_random_disagreement"] = baseline["disagreement"]
+      scores[f"{head}_random_kl"] = baseline["kl"]
+  return scores
+
+
+def embedding_table(
+    codec: Codec, trained: judges.TrainedJudge, train_videos: np.ndarray, train_labels: dict[str, np.ndarray],
+    test_videos: np.ndarray, test_labels: dict[str, np.ndarray],
+) -> dict[str, float]:
+  """VDSM's Table 1: every label classified from the static and from the dynamic codes (fitted on train codes)."""
+  train_codes, test_codes = encode_all(codec, train_videos), encode_all(codec, test_videos)
+  table = {}
+  for head, count in classes(trained).items():
+    for part in ("static", "dynamics"):
+      table[f"{head}_from_{part}"] = metrics.embedding_accuracy(
+          getattr(train_codes, part), train_labels[head], getattr(test_codes, part), test_labels[head], count
+      )
+  return table
+
+
+def frechet_and_reconstruction(codec: Codec, trained: judges.TrainedJudge, videos: np.ndarray, key: jax.Array) -> dict[str, float]:
+  """The judge Frechet distance of generations from the priors to the test videos, and the reconstruction MSE."""
+  generate_key, reconstruct_key = jax.random.split(key)
+  num_frames = videos.shape[1]
+  generated = np.concatenate([
+      np.asarray(sampling.generate(codec, jax.random.fold_in(generate_key, start), len(videos[start : start + BATCH]), num_frames))
+      for start in range(0, len(videos), BATCH)
+  ])
+  _, real_features = judges.predict(trained, videos)
+  _, generated_features = judges.predict(trained, generated)
+  reconstructed = decode_all(codec, encode_all(codec, videos), reconstruct_key, num_frames)
+  return {
+      "judge_frechet_distance": metrics.frechet_distance(real_features, generated_features),
+      "reconstruction_mse": float(np.mean((reconstructed - videos) ** 2)),
+  }

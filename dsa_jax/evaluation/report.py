@@ -1,0 +1,110 @@
+"""Every metric that applies to a trained run, as results.json, results.md and figures (`evaluate_run`)."""
+
+import io
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from dsa_jax import data, runs, sample_files, visualize
+from dsa_jax.evaluation import judges, protocols
+
+RESULTS_FILE = "results.json"
+TABLE_FILE = "results.md"
+VIDEOS_FILE = "protocol_videos.npz"
+
+
+def evaluation_dir(run: runs.Run) -> str:
+  """Where a run's evaluation of one checkpoint step is kept (never overwritten by another step's)."""
+  return os.path.join(run.directory, "evaluation", f"step_{run.step}")
+
+
+def load_labelled(data_config, split: str, judge_info: dict[str, Any], count: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  """The first `count` (None: all) videos of a split as floats, and their labels of the judge's heads."""
+  source = data.load_source(data_config, split)
+  count = len(source) if count is None else min(count, len(source))
+  batch = data.read_batch(source, np.arange(count), data_config.num_frames, data_config.image_size)
+  missing = [name for name, _ in judge_info["heads"] if name not in batch]
+  if missing:
+    raise judges.JudgeError(f"The judge's heads {missing} are not labels of {data_config.name} (it has {sorted(batch)}).")
+  labels = {name: np.asarray(batch[name]) for name, _ in judge_info["heads"]}
+  return np.asarray(data.to_unit_interval(batch[data.VIDEO_KEY])), labels
+
+
+def check_judge(trained: judges.TrainedJudge, run: runs.Run, allow_weak_judge: bool) -> list[str]:
+  """Raises JudgeError where the judge does not fit the run; returns the notes the results must carry."""
+  notes = []
+  if trained.info["dataset"] != run.config.data.name:
+    raise judges.JudgeError(
+        f"The judge in {trained.directory} was trained on {trained.info['dataset']}, the run on {run.config.data.name}; "
+        f"pass --judge with a {run.config.data.name} judge."
+    )
+  weak = judges.weak_heads(trained)
+  if weak and not allow_weak_judge:
+    raise judges.JudgeError(
+        f"The judge in {trained.directory} scores under {judges.MINIMUM_ACCURACY:.0%} on real test videos for {weak}; "
+        "train a stronger one, or pass --allow_weak_judge (the results then say so)."
+    )
+  if weak:
+    notes.append(f"weak judge: test accuracy {weak} under {judges.MINIMUM_ACCURACY:.0%}")
+  if tuple(trained.info["image_shape"]) != tuple(run.image_shape):
+    notes.append(f"the run's {list(run.image_shape)} frames were resized to the judge's {trained.info['image_shape']}")
+  return notes
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+  """results.json as a Markdown table of metric, mean and std."""
+  lines = ["| group | metric | mean | std |", "|---|---|---|---|"]
+  for group in ("standard_protocol", "reverse_protocol"):
+    for name, value in results[group].items():
+      lines.append(f"| {group} | {name} | {value['mean']:.4f} | {value['std']:.4f} |")
+  for group in ("embedding_table", "swap_agreement", "generation"):
+    for name, value in results[group].items():
+      lines.append(f"| {group} | {name} | {value:.4f} | |")
+  notes = "".join(f"\n- {note}" for note in results["notes"])
+  return (
+      f"Run {results['run']} at step {results['step']}; judge {results['judge']['directory']} "
+      f"(sha256 {results['judge']['params_sha256']}); {results['rounds']} rounds.{notes}\n\n" + "\n".join(lines) + "\n"
+  )
+
+
+def evaluate_run(
+    workdir: str, judge_dir: str | None = None, rounds: int = 5, seed: int = 0, allow_weak_judge: bool = False,
+    save_videos: bool = False, num_train_codes: int = 2000, step: int | None = None,
+) -> dict[str, Any]:
+  """Scores a run with a judge (default: the one shipped for its dataset); writes and returns the results."""
+  if rounds < 1:
+    raise judges.JudgeError(f"rounds={rounds}: the protocols need at least 1 round (5 is the field's).")
+  run = runs.restore(workdir, step)
+  trained = judges.load(judge_dir or judges.shipped(run.config.data.name))
+  notes = check_judge(trained, run, allow_weak_judge)
+  test_videos, test_labels = load_labelled(run.config.data, "test", trained.info)
+  train_videos, train_labels = load_labelled(run.config.data, "train", trained.info, num_train_codes)
+  key = jax.random.key(seed)
+  standard, reverse, generated = protocols.protocols(run.codec, trained, test_videos, test_labels, jax.random.fold_in(key, 0), rounds)
+  real_probabilities, _ = judges.predict(trained, test_videos)
+  results = {
+      "run": run.directory, "step": run.step, "stage": run.stage, "rounds": rounds, "notes": notes,
+      "judge": {key_: trained.info[key_] for key_ in ("dataset", "test_accuracy", "params_sha256")} | {"directory": trained.directory},
+      "standard_protocol": standard,
+      "reverse_protocol": reverse,
+      "embedding_table": protocols.embedding_table(run.codec, trained, train_videos, train_labels, test_videos, test_labels),
+      "swap_agreement": protocols.swap_agreement(trained, real_probabilities, generated),
+      "generation": protocols.frechet_and_reconstruction(run.codec, trained, test_videos, jax.random.fold_in(key, 1)),
+      "config": run.config.to_dict(),
+  }
+  out_dir = evaluation_dir(run)
+  horizon = run.config.sample.num_frames or run.config.data.num_frames
+  sample_files.write_samples(run.codec, test_videos[: run.config.sample.num_videos], jax.random.fold_in(key, 2), out_dir, horizon)
+  if save_videos:
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer, **{f"{name}_videos": visualize.to_uint8(videos) for name, videos in generated.items()},
+        **{f"label_{name}": value for name, value in test_labels.items()},
+    )
+    visualize.write_atomically(os.path.join(out_dir, VIDEOS_FILE), buffer.getvalue())
+  visualize.write_atomically(os.path.join(out_dir, TABLE_FILE), markdown_table(results).encode())
+  visualize.write_atomically(os.path.join(out_dir, RESULTS_FILE), json.dumps(results, indent=2, default=str).encode())
+  return results
