@@ -18,6 +18,8 @@ flags.DEFINE_string("judge", None, "A judge folder (experiments.train_judge); de
 flags.DEFINE_integer("rounds", 5, "Prior draws of the protocols (mean and std over them).")
 flags.DEFINE_integer("step", None, "Checkpoint step; default the newest intact one.")
 flags.DEFINE_integer("seed", 0, "Seed of the prior draws.")
+flags.DEFINE_integer("num_test_videos", None, "Score only the first N test videos (default all, as published).")
+flags.DEFINE_integer("num_train_codes", 2000, "Training videos whose codes fit the classifiers of VDSM's Table 1.")
 flags.DEFINE_bool("save_videos", False, "Also save the protocols' generated videos as .npz.")
 flags.DEFINE_bool("allow_weak_judge", False, "Score with a judge under 99% on a head (the results say so).")
 flags.mark_flags_as_required(["workdir"])
@@ -28,7 +30,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
   results = report.evaluate_run(
-      FLAGS.workdir, FLAGS.judge, FLAGS.rounds, FLAGS.seed, FLAGS.allow_weak_judge, FLAGS.save_videos, step=FLAGS.step
+      FLAGS.workdir, FLAGS.judge, FLAGS.rounds, FLAGS.seed, FLAGS.allow_weak_judge, FLAGS.save_videos, step=FLAGS.step,
+      num_test_videos=FLAGS.num_test_videos, num_train_codes=FLAGS.num_train_codes,
   )
   print(report.markdown_table(results))
 

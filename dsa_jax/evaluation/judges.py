@@ -23,7 +23,7 @@ from dsa_jax.evaluation import judge
 
 PARAMS_FILE = "params.msgpack"
 INFO_FILE = "judge.json"
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "judges")
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shipped_judges")
 MINIMUM_ACCURACY = 0.99
 
 
@@ -32,12 +32,26 @@ class JudgeError(ValueError):
 
 
 class TrainedJudge(NamedTuple):
-  """A judge ready to score videos."""
+  """A judge ready to score videos (what protocols ask of a judge: classes, dynamic_heads, predict)."""
 
   model: judge.Judge
   params: Any
   info: dict[str, Any]  # judge.json
   directory: str
+
+  @property
+  def classes(self) -> dict[str, int]:
+    """{head: number of classes}."""
+    return dict(self.model.config.heads)
+
+  @property
+  def dynamic_heads(self) -> list[str]:
+    """The heads that read the dynamics (the action); the others read the static code."""
+    return list(self.info.get("dynamic_heads", ()))
+
+  def predict(self, videos, batch_size: int = 64) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """p(y | x) per head {label: [N, K]} and penultimate features [N, F] of float videos [N, T, H, W, C]."""
+    return predict(self, videos, batch_size)
 
 
 def sha256(content: bytes) -> str:
@@ -49,7 +63,7 @@ def shipped(dataset: str) -> str:
   """The folder of the judge shipped with the package for a dataset."""
   directory = os.path.join(SHIPPED_DIR, dataset)
   if not os.path.isfile(os.path.join(directory, INFO_FILE)):
-    available = sorted(name for name in os.listdir(SHIPPED_DIR) if os.path.isdir(os.path.join(SHIPPED_DIR, name)))
+    available = sorted(os.listdir(SHIPPED_DIR)) if os.path.isdir(SHIPPED_DIR) else []
     raise JudgeError(
         f"No judge ships for dataset {dataset!r} (shipped: {available}). Train one with "
         f"`python -m experiments.train_judge --config=experiments/judge_{dataset}.py --workdir=DIR` and pass --judge=DIR."

@@ -1,24 +1,28 @@
-"""The field's evaluation protocols over a codec and a trained judge, written once for every model.
+"""The field's evaluation protocols over a codec and a judge, written once for every model.
 
 Test videos are floats [N, T, H, W, C]; labels are {head: [N]} integer classes of the judge's
 heads. Dynamic heads (the action) read the dynamics; static heads (identity attributes) the
-static code.
+static code. A judge is anything with `classes` ({head: K}), `dynamic_heads` and
+`predict(videos) -> ({head: p(y|x) [N, K]}, features [N, F])`, e.g. `judges.TrainedJudge`.
 """
+
+from typing import Any
 
 import jax
 import numpy as np
 
 from dsa_jax import sampling
 from dsa_jax.codecs import Codec, Codes
-from dsa_jax.evaluation import judges, metrics
+from dsa_jax.evaluation import metrics
 
-BATCH = 128  # videos decoded or judged at once
+BATCH = 128  # videos decoded at once
+Judge = Any
 
 
-def head_roles(trained: judges.TrainedJudge) -> tuple[list[str], list[str]]:
+def head_roles(trained: Judge) -> tuple[list[str], list[str]]:
   """(dynamic heads, static heads) of a judge."""
-  dynamic = [name for name, _ in trained.model.config.heads if name in trained.info["dynamic_heads"]]
-  static = [name for name, _ in trained.model.config.heads if name not in trained.info["dynamic_heads"]]
+  dynamic = [name for name in trained.classes if name in trained.dynamic_heads]
+  static = [name for name in trained.classes if name not in trained.dynamic_heads]
   return dynamic, static
 
 
@@ -37,31 +41,26 @@ def decode_all(codec: Codec, codes: Codes, key: jax.Array, num_frames: int) -> n
   return np.concatenate([np.asarray(part) for part in parts])
 
 
-def classes(trained: judges.TrainedJudge) -> dict[str, int]:
-  """{head: number of classes}."""
-  return dict(trained.model.config.heads)
-
-
-def standard_round(trained: judges.TrainedJudge, generated: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, float]:
+def standard_round(trained: Judge, generated: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, float]:
   """One round of the standard protocol on videos that kept the test videos' dynamics (static from the prior)."""
-  probabilities, _ = judges.predict(trained, generated)
+  probabilities, _ = trained.predict(generated)
   scores = {}
   for head in head_roles(trained)[0]:
     scores[f"{head}_accuracy"] = metrics.accuracy(probabilities[head], labels[head])
-    balanced = metrics.balanced_indices(labels[head], classes(trained)[head])
+    balanced = metrics.balanced_indices(labels[head], trained.classes[head])
     for name, value in metrics.inception_statistics(probabilities[head][balanced]).items():
       scores[f"{head}_{name}"] = value
   return scores
 
 
-def reverse_round(trained: judges.TrainedJudge, generated: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, float]:
+def reverse_round(trained: Judge, generated: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, float]:
   """One round of the reverse protocol on videos that kept the static code (dynamics from the prior): every head's accuracy."""
-  probabilities, _ = judges.predict(trained, generated)
+  probabilities, _ = trained.predict(generated)
   return {f"{head}_accuracy": metrics.accuracy(probabilities[head], labels[head]) for head in probabilities}
 
 
 def protocols(
-    codec: Codec, trained: judges.TrainedJudge, videos: np.ndarray, labels: dict[str, np.ndarray], key: jax.Array, rounds: int,
+    codec: Codec, trained: Judge, videos: np.ndarray, labels: dict[str, np.ndarray], key: jax.Array, rounds: int,
 ) -> tuple[dict, dict, dict[str, np.ndarray]]:
   """Standard and reverse protocols over `rounds` prior draws: ({metric: mean, std} each) and the last round's videos."""
   codes = encode_all(codec, videos)
@@ -78,7 +77,7 @@ def protocols(
   return metrics.mean_and_std(standard), metrics.mean_and_std(reverse), last
 
 
-def swap_agreement(trained: judges.TrainedJudge, real_probabilities: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> dict[str, float]:
+def swap_agreement(trained: Judge, real_probabilities: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> dict[str, float]:
   """The study's Table 1: per head, disagreement and mean KL(p_generated || p_real), beside the random baseline.
 
   generated["standard"] kept each video's dynamics (scored on the dynamic heads), generated["reverse"]
@@ -87,7 +86,7 @@ def swap_agreement(trained: judges.TrainedJudge, real_probabilities: dict[str, n
   dynamic, static = head_roles(trained)
   scores = {}
   for source, heads in (("standard", dynamic), ("reverse", static)):
-    probabilities, _ = judges.predict(trained, generated[source])
+    probabilities, _ = trained.predict(generated[source])
     for head in heads:
       baseline = metrics.random_baseline(real_probabilities[head])
       scores[f"{head}_disagreement"] = metrics.disagreement(probabilities[head], real_probabilities[head])
@@ -98,13 +97,13 @@ def swap_agreement(trained: judges.TrainedJudge, real_probabilities: dict[str, n
 
 
 def embedding_table(
-    codec: Codec, trained: judges.TrainedJudge, train_videos: np.ndarray, train_labels: dict[str, np.ndarray],
+    codec: Codec, trained: Judge, train_videos: np.ndarray, train_labels: dict[str, np.ndarray],
     test_videos: np.ndarray, test_labels: dict[str, np.ndarray],
 ) -> dict[str, float]:
   """VDSM's Table 1: every label classified from the static and from the dynamic codes (fitted on train codes)."""
   train_codes, test_codes = encode_all(codec, train_videos), encode_all(codec, test_videos)
   table = {}
-  for head, count in classes(trained).items():
+  for head, count in trained.classes.items():
     for part in ("static", "dynamics"):
       table[f"{head}_from_{part}"] = metrics.embedding_accuracy(
           getattr(train_codes, part), train_labels[head], getattr(test_codes, part), test_labels[head], count
@@ -112,7 +111,7 @@ def embedding_table(
   return table
 
 
-def frechet_and_reconstruction(codec: Codec, trained: judges.TrainedJudge, videos: np.ndarray, key: jax.Array) -> dict[str, float]:
+def frechet_and_reconstruction(codec: Codec, trained: Judge, videos: np.ndarray, key: jax.Array) -> dict[str, float]:
   """The judge Frechet distance of generations from the priors to the test videos, and the reconstruction MSE."""
   generate_key, reconstruct_key = jax.random.split(key)
   num_frames = videos.shape[1]
@@ -120,8 +119,8 @@ def frechet_and_reconstruction(codec: Codec, trained: judges.TrainedJudge, video
       np.asarray(sampling.generate(codec, jax.random.fold_in(generate_key, start), len(videos[start : start + BATCH]), num_frames))
       for start in range(0, len(videos), BATCH)
   ])
-  _, real_features = judges.predict(trained, videos)
-  _, generated_features = judges.predict(trained, generated)
+  _, real_features = trained.predict(videos)
+  _, generated_features = trained.predict(generated)
   reconstructed = decode_all(codec, encode_all(codec, videos), reconstruct_key, num_frames)
   return {
       "judge_frechet_distance": metrics.frechet_distance(real_features, generated_features),

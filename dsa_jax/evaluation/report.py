@@ -66,13 +66,13 @@ def markdown_table(results: dict[str, Any]) -> str:
   notes = "".join(f"\n- {note}" for note in results["notes"])
   return (
       f"Run {results['run']} at step {results['step']}; judge {results['judge']['directory']} "
-      f"(sha256 {results['judge']['params_sha256']}); {results['rounds']} rounds.{notes}\n\n" + "\n".join(lines) + "\n"
+      f"(sha256 {results['judge']['params_sha256']}); {results['rounds']} rounds over {results['test_videos']} test videos.{notes}\n\n" + "\n".join(lines) + "\n"
   )
 
 
 def evaluate_run(
     workdir: str, judge_dir: str | None = None, rounds: int = 5, seed: int = 0, allow_weak_judge: bool = False,
-    save_videos: bool = False, num_train_codes: int = 2000, step: int | None = None,
+    save_videos: bool = False, num_train_codes: int = 2000, step: int | None = None, num_test_videos: int | None = None,
 ) -> dict[str, Any]:
   """Scores a run with a judge (default: the one shipped for its dataset); writes and returns the results."""
   if rounds < 1:
@@ -80,13 +80,14 @@ def evaluate_run(
   run = runs.restore(workdir, step)
   trained = judges.load(judge_dir or judges.shipped(run.config.data.name))
   notes = check_judge(trained, run, allow_weak_judge)
-  test_videos, test_labels = load_labelled(run.config.data, "test", trained.info)
+  test_videos, test_labels = load_labelled(run.config.data, "test", trained.info, num_test_videos)
   train_videos, train_labels = load_labelled(run.config.data, "train", trained.info, num_train_codes)
   key = jax.random.key(seed)
   standard, reverse, generated = protocols.protocols(run.codec, trained, test_videos, test_labels, jax.random.fold_in(key, 0), rounds)
-  real_probabilities, _ = judges.predict(trained, test_videos)
+  real_probabilities, _ = trained.predict(test_videos)
   results = {
       "run": run.directory, "step": run.step, "stage": run.stage, "rounds": rounds, "notes": notes,
+      "test_videos": len(test_videos), "train_codes": len(train_videos),
       "judge": {key_: trained.info[key_] for key_ in ("dataset", "test_accuracy", "params_sha256")} | {"directory": trained.directory},
       "standard_protocol": standard,
       "reverse_protocol": reverse,

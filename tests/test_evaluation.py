@@ -1,0 +1,106 @@
+"""Judges and experiments.evaluate end to end on the Sprites :quick configs (a tiny judge trained here)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from dsa_jax import runs, train
+from dsa_jax.evaluation import judge, judges, report
+from experiments import dsa_sprites, judge_sprites
+from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
+from tests.test_train import REPO
+
+
+def tfds_dir(builder) -> str:
+  return os.path.dirname(os.path.dirname(os.path.dirname(builder.data_dir)))
+
+
+@pytest.fixture(scope="module")
+def tiny_judge(built, tmp_path_factory):  # noqa: F811
+  config = judge_sprites.get_config("quick")
+  config.data.data_dir = tfds_dir(built)
+  config.train.num_steps = 40
+  config.train.log_every = 20
+  config.train.checkpoint_every = 40
+  workdir = str(tmp_path_factory.mktemp("judge"))
+  train.train_and_evaluate(config, workdir)
+  info = judges.export(runs.restore(workdir), workdir, 1.0)
+  return workdir, info
+
+
+def test_judge_outputs_and_cross_entropy_of_perfect_logits():
+  config = judge.JudgeConfig(image_shape=(16, 16, 3), heads=(("action", 3), ("hair", 5)), channels=(4, 6), feature_size=7, lstm_size=11)
+  model = judge.Judge(config)
+  videos = np.random.default_rng(0).random((2, 3, 16, 16, 3)).astype(np.float32)
+  output = model.apply(model.init(jax.random.key(0), videos), videos)
+  assert output.logits["action"].shape == (2, 3) and output.logits["hair"].shape == (2, 5) and output.features.shape == (2, 22)
+  confident = judge.JudgeOutput({"action": np.array([[50.0, 0, 0], [0, 0, 50.0]])}, output.features)
+  loss, scores = judge.cross_entropy(confident, {"action": np.array([0, 2])})
+  assert float(scores["accuracy_action"]) == 1.0 and float(loss) < 1e-6
+
+
+def test_exported_judge_reloads_bit_identically_and_refuses_a_damaged_file(tiny_judge, tmp_path):
+  workdir, info = tiny_judge
+  assert set(info["test_accuracy"]) == {"action", "body", "bottom", "top", "hair"}
+  assert info["dynamic_heads"] == ["action"] and info["image_shape"] == [32, 32, 3]
+  loaded, restored = judges.load(workdir), runs.restore(workdir)
+  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(restored.params)))
+  damaged = tmp_path / "damaged"
+  damaged.mkdir()
+  for name in (judges.INFO_FILE, judges.PARAMS_FILE):
+    content = open(os.path.join(workdir, name), "rb").read()
+    (damaged / name).write_bytes(content[:-10] + b"0123456789" if name == judges.PARAMS_FILE else content)
+  with pytest.raises(judges.JudgeError, match="does not match the sha256"):
+    judges.load(str(damaged))
+
+
+def evaluate_command(workdir: str, judge_dir: str, *extra: str) -> subprocess.CompletedProcess:
+  return subprocess.run(
+      [sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}", f"--judge={judge_dir}", "--rounds=2",
+       "--num_test_videos=45", "--num_train_codes=45", *extra],
+      cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=600,
+  )
+
+
+def evaluate(workdir: str, judge_dir: str, **options) -> dict:
+  return report.evaluate_run(workdir, judge_dir, rounds=2, num_test_videos=45, num_train_codes=45, **options)
+
+
+def test_evaluate_scores_a_dsa_quick_run_and_writes_results_per_step(built, tiny_judge, tmp_path):  # noqa: F811
+  judge_dir, _ = tiny_judge
+  config = dsa_sprites.get_config("quick")
+  config.data.data_dir = tfds_dir(built)
+  config.train.num_steps, config.train.log_every, config.train.checkpoint_every = 4, 2, 2
+  workdir = str(tmp_path / "dsa")
+  train.train_and_evaluate(config, workdir)
+  with pytest.raises(judges.JudgeError, match="pass --allow_weak_judge"):
+    evaluate(workdir, judge_dir)
+  result = evaluate_command(workdir, judge_dir, "--allow_weak_judge", "--save_videos")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "| standard_protocol | action_accuracy |" in result.stdout
+  out_dir = os.path.join(workdir, "evaluation", "step_4")
+  results = json.load(open(os.path.join(out_dir, report.RESULTS_FILE)))
+  assert results["step"] == 4 and results["test_videos"] == 45 and results["notes"][0].startswith("weak judge")
+  assert set(results["standard_protocol"]) == {"action_accuracy", "action_inception_score", "action_h_y_given_x", "action_h_y"}
+  assert {"body_accuracy", "action_accuracy"} <= set(results["reverse_protocol"])
+  assert {"hair_from_static", "action_from_dynamics"} <= set(results["embedding_table"])
+  assert {"judge_frechet_distance", "reconstruction_mse"} == set(results["generation"])
+  assert results["judge"]["params_sha256"] == tiny_judge[1]["params_sha256"]
+  videos = np.load(os.path.join(out_dir, report.VIDEOS_FILE))
+  assert videos["standard_videos"].shape == (45, 8, 32, 32, 3) and videos["standard_videos"].dtype == np.uint8
+  _, labels = report.load_labelled(config.data, "test", {"heads": [["action", 9]]}, 45)
+  np.testing.assert_array_equal(videos["label_action"], labels["action"])
+  assert os.path.isfile(os.path.join(out_dir, report.TABLE_FILE)) and os.path.isfile(os.path.join(out_dir, "swap_grid.gif"))
+
+
+def test_evaluate_refuses_bad_input_with_one_line(tiny_judge, tmp_path):
+  judge_dir, _ = tiny_judge
+  no_run = evaluate_command(str(tmp_path / "nothing"), judge_dir)
+  assert no_run.returncode == 1 and no_run.stderr.strip().splitlines()[-1].startswith("CheckpointError: No checkpoint in")
+  with pytest.raises(judges.JudgeError, match="rounds=0"):
+    report.evaluate_run(str(tmp_path), judge_dir, rounds=0)
