@@ -104,3 +104,18 @@ def test_evaluate_refuses_bad_input_with_one_line(tiny_judge, tmp_path):
   assert no_run.returncode == 1 and no_run.stderr.strip().splitlines()[-1].startswith("CheckpointError: No checkpoint in")
   with pytest.raises(judges.JudgeError, match="rounds=0"):
     report.evaluate_run(str(tmp_path), judge_dir, rounds=0)
+
+
+def test_the_shipped_sprites_judge_is_intact_strong_and_right_on_real_test_videos(built):  # noqa: F811
+  shipped = judges.load(judges.shipped("sprites"))
+  assert shipped.info["dataset"] == "sprites" and shipped.info["image_shape"] == [64, 64, 3]
+  assert judges.weak_heads(shipped) == {} and set(shipped.info["test_accuracy"]) == {"action", "body", "bottom", "top", "hair"}
+  config = judge_sprites.get_config()
+  config.data.data_dir = tfds_dir(built)
+  videos, labels = report.load_labelled(config.data, "test", shipped.info, 64)
+  probabilities, features = shipped.predict(videos)
+  assert features.shape == (64, 2 * shipped.info["lstm_size"])
+  for head, truth in labels.items():
+    assert np.mean(probabilities[head].argmax(axis=-1) == truth) >= 0.95, head
+  with pytest.raises(judges.JudgeError, match="No judge ships for dataset 'mug'"):
+    judges.shipped("mug")

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from dsa_jax import data, visualize
+from dsa_jax import data, tasks, visualize
 from dsa_jax.evaluation import judge
 
 PARAMS_FILE = "params.msgpack"
@@ -116,8 +116,6 @@ def test_accuracy(trained: TrainedJudge, data_config, batch_size: int = 64) -> d
 
 def export(run, out_dir: str, train_seconds: float | None = None) -> dict[str, Any]:
   """Writes a trained judge run (`dsa_jax.restore` of it) as params.msgpack and judge.json into out_dir."""
-  from dsa_jax import tasks  # noqa: PLC0415 - tasks imports this package
-
   model_config = tasks.judge_model_config(run.config, run.image_shape)
   trained = TrainedJudge(judge.Judge(model_config), run.params, {}, out_dir)
   content = flax.serialization.to_bytes(jax.device_get(run.params))
