@@ -6,10 +6,12 @@ static code. A judge is anything with `classes` ({head: K}), `dynamic_heads` and
 `predict(videos) -> ({head: p(y|x) [N, K]}, features [N, F])`, e.g. `judges.TrainedJudge`.
 """
 
+import sys
 from typing import Any
 
 import jax
 import numpy as np
+import tqdm
 
 from dsa_jax import sampling
 from dsa_jax.codecs import Codec, Codes
@@ -66,7 +68,7 @@ def protocols(
   codes = encode_all(codec, videos)
   num_videos, num_frames = videos.shape[:2]
   standard, reverse, last = [], [], {}
-  for round_index in range(rounds):
+  for round_index in tqdm.trange(rounds, desc="protocol rounds", file=sys.stderr):
     static_key, dynamics_key, decode_key = jax.random.split(jax.random.fold_in(key, round_index), 3)
     kept_dynamics = decode_all(codec, Codes(np.asarray(codec.sample_static(static_key, num_videos)), codes.dynamics), decode_key, num_frames)
     prior_dynamics = np.asarray(codec.sample_dynamics(dynamics_key, num_videos, num_frames))
