@@ -81,11 +81,14 @@ def _needs_key(key, what: str) -> jax.Array:
   return key
 
 
+def _at_least_one(num_frames: int) -> int:
+  if num_frames < 1:
+    raise ValueError(f"num_frames must be at least 1; got {num_frames}.")
+  return num_frames
+
+
 def _frames(codes: Codes, num_frames: int | None) -> int:
-  frames = codes.dynamics.shape[1] if num_frames is None else num_frames
-  if frames < 1:
-    raise ValueError(f"num_frames must be at least 1; got {frames}.")
-  return frames
+  return _at_least_one(codes.dynamics.shape[1] if num_frames is None else num_frames)
 
 
 def _dsa_encode(module: dsa.DSA, videos, sample: bool) -> Codes:
@@ -188,9 +191,7 @@ class VDSMCodec:
     return self._decode(codes, key, self.train_frames if num_frames is None else num_frames, self.train_frames)
 
   def _decode(self, codes: Codes, key, num_frames: int, inferred_frames: int) -> jax.Array:
-    if num_frames < 1:
-      raise ValueError(f"num_frames must be at least 1; got {num_frames}.")
-    if num_frames > inferred_frames:
+    if _at_least_one(num_frames) > inferred_frames:
       _needs_key(key, "Decoding past the combiner's frames")
     args = (codes.static, codes.dynamics, jnp.float32(self.inverse_temperature))
     return _run(self.model, _vdsm_decode, self.params, args, key, (num_frames, inferred_frames))

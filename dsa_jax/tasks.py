@@ -59,11 +59,19 @@ class Stage:
 
   def field(self, name: str) -> str:
     """The config field that sets `name` of this stage's schedule, e.g. "config.train.batch_size"."""
-    if self.section == "train" or name not in ("num_steps", "batch_size", "learning_rate"):
-      return f"config.train.{name}"
-    if name == "num_steps":
-      return f"config.{self.section}.num_epochs / steps_per_epoch"
-    return f"config.{self.section}.{name}"
+    return schedule_field(self.section, name)
+
+
+SCHEDULE_FIELDS = ("num_steps", "batch_size", "learning_rate")
+
+
+def schedule_field(section: str, name: str) -> str:
+  """The field of config section `section` that sets a schedule value; epoch-scheduled sections set num_steps in epochs."""
+  if section == "train" or name not in SCHEDULE_FIELDS:
+    return f"config.train.{name}"
+  if name == "num_steps":
+    return f"config.{section}.num_epochs / steps_per_epoch"
+  return f"config.{section}.{name}"
 
 
 def stage_dir(workdir: str, stage_name: str | None) -> str:
@@ -97,7 +105,7 @@ def dsa_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int
 
 def single_stage(task: Task, train: ml_collections.ConfigDict) -> tuple[Stage, ...]:
   """The one stage of a model scheduled by config.train."""
-  for name in ("num_steps", "batch_size", "learning_rate"):
+  for name in SCHEDULE_FIELDS:
     if train[name] is None:
       raise ConfigError(f"config.train.{name} is not set; {task.name} needs it (e.g. --config.train.{name}=...).")
   return (Stage(None, task, train.num_steps, train.batch_size, train.learning_rate, "train"),)
@@ -227,14 +235,11 @@ def vdsm_stage(config: ml_collections.ConfigDict, image_shape, workdir: str, nam
 
 def vdsm_stages(config: ml_collections.ConfigDict, image_shape, workdir: str) -> tuple[Stage, ...]:
   """The VDSM stages config.stage asks for ("both": pretraining, then the sequence model)."""
-  for name in ("num_steps", "batch_size", "learning_rate"):
+  for name in SCHEDULE_FIELDS:
     if config.train[name] is not None:
       raise ConfigError(
           f"config.train.{name} does not apply to VDSM, which trains in stages: set "
-          f"config.vdsm_pretrain.{name} and config.vdsm_sequence.{name} instead."
-          if name != "num_steps" else
-          "config.train.num_steps does not apply to VDSM, which trains in stages: set "
-          "config.vdsm_pretrain.num_epochs / steps_per_epoch and config.vdsm_sequence.num_epochs / steps_per_epoch."
+          f"{schedule_field('vdsm_pretrain', name)} and {schedule_field('vdsm_sequence', name)} instead."
       )
   if config.stage == "both":
     names = VDSM_STAGES

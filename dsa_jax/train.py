@@ -159,10 +159,7 @@ class TrainingData(NamedTuple):
   """What every stage of a run reads: the training split and fixed test videos."""
 
   train: Any
-  name: str  # config.data.name, for messages
-  image_size: int | None  # config.data.image_size: frames are mean-pooled to it
-  num_frames: int  # config.data.num_frames
-  random_crop: bool
+  config: ml_collections.ConfigDict  # config.data
   visual_videos: np.ndarray  # [N, T, H, W, C] float test videos for images and samples
   evaluation_videos: np.ndarray  # [M, T, H, W, C] float test videos scored at the end
 
@@ -173,7 +170,7 @@ class TrainingData(NamedTuple):
 
 
 def load_training_data(data_config: ml_collections.ConfigDict, sample_config: ml_collections.ConfigDict) -> TrainingData:
-  """The training split (built on first use), its identity labels and the test videos of a run."""
+  """The training split (built on first use) and the test videos of a run."""
   train_source = data.load_source(data_config, "train")
   available_frames = train_source[0][data.VIDEO_KEY].shape[0]
   if data_config.num_frames > available_frames:
@@ -181,19 +178,16 @@ def load_training_data(data_config: ml_collections.ConfigDict, sample_config: ml
         f"config.data.num_frames={data_config.num_frames} but {data_config.name} clips have "
         f"{available_frames} frames; lower num_frames."
     )
-  count = max(sample_config.num_videos, sample_config.num_evaluation_videos)
-  test_videos = np.asarray(data.to_unit_interval(data.first_examples(
-      data.load_source(data_config, "test"), count, data_config.num_frames, data_config.image_size
-  )[data.VIDEO_KEY]))
+  test_videos = runs.load_videos(data_config, "test", max(sample_config.num_videos, sample_config.num_evaluation_videos))
   return TrainingData(
-      train_source, data_config.name, data_config.image_size, data_config.num_frames, data_config.random_crop,
-      test_videos[: sample_config.num_videos], test_videos[: sample_config.num_evaluation_videos],
+      train_source, data_config, test_videos[: sample_config.num_videos], test_videos[: sample_config.num_evaluation_videos]
   )
 
 
 def batch_spec(dataset: TrainingData, task: tasks.Task, batch_size: int) -> data.BatchSpec:
   """The shape of the task's training batches."""
-  return data.BatchSpec(batch_size, dataset.num_frames, dataset.image_size, task.group_size, dataset.random_crop)
+  config = dataset.config
+  return data.BatchSpec(batch_size, config.num_frames, config.image_size, task.group_size, config.random_crop)
 
 
 def check_batch_size(stage: tasks.Stage, mesh: Mesh) -> int:
@@ -242,12 +236,12 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
   tx = make_optimizer(stage.learning_rate, train_config.grad_clip_norm, task.trainable)
   root_key = jax.random.key(config.seed)
   init_key, train_key, visual_key = (jax.random.fold_in(root_key, i) for i in range(3))
-  video_shape = (dataset.num_frames, *dataset.image_shape)
+  video_shape = (dataset.config.num_frames, *dataset.image_shape)
   metadata = {"image_shape": list(dataset.image_shape), "stage": stage.name}
   checkpointer = checkpointing.Checkpointer(
       checkpointing.checkpoint_dir(workdir), train_config.checkpoint_every, train_config.max_checkpoints
   )
-  identities = data.identity_labels(dataset.train, dataset.name) if task.group_size > 1 else None
+  identities = data.identity_labels(dataset.train, dataset.config.name) if task.group_size > 1 else None
   if checkpointer.latest_step() is None:
     start_step = 0
     if task.load_params is None:
@@ -264,7 +258,7 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
       dataset.train, spec, config.seed, start_step=start_step, identities=identities,
       process_index=jax.process_index(), process_count=jax.process_count(),
   )
-  horizon = config.sample.num_frames or dataset.num_frames
+  horizon = config.sample.num_frames or dataset.config.num_frames
   writer = metric_writer.MetricWriter(workdir, task.name, stage.num_steps, start_step)
   step_fn = jit_train_step(task.loss_fn, mesh)
   window = _Window(stage.field("learning_rate"))

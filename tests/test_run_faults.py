@@ -14,6 +14,7 @@ import pytest
 import dsa_jax
 from dsa_jax import checkpointing, runs, tasks, train, workdirs
 from experiments import vdsm_pendulum
+from tests.test_checkpointing import flip_64_middle_bytes
 from tests.test_train import REPO, SAMPLE_FILES, TINY_OVERRIDES, leaves_equal, tiny_config
 from tests.test_vdsm_quick import shortened
 
@@ -64,15 +65,6 @@ def test_a_second_process_in_the_same_workdir_is_refused_and_a_killed_holder_lea
   assert int(state.step) == 2
 
 
-def _flip_bytes(path: str, count: int = 64) -> None:
-  with open(path, "r+b") as file:
-    content = bytearray(file.read())
-    middle = len(content) // 2
-    content[middle : middle + count] = bytes(255 - b for b in content[middle : middle + count])
-    file.seek(0)
-    file.write(content)
-
-
 def _largest_state_file(step_folder: str) -> str:
   files = [os.path.join(root, name) for root, _, names in os.walk(os.path.join(step_folder, "state")) for name in names]
   return max(files, key=os.path.getsize)
@@ -83,7 +75,7 @@ def test_flipped_bytes_in_the_newest_checkpoint_resume_from_the_one_before_bit_i
   workdir = str(tmp_path / "b")
   train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 4}), workdir)
   checkpoints = checkpointing.checkpoint_dir(workdir)
-  _flip_bytes(_largest_state_file(os.path.join(checkpoints, "4")))
+  flip_64_middle_bytes(_largest_state_file(os.path.join(checkpoints, "4")))
   capfd.readouterr()
   resumed = train.train_and_evaluate(tiny_config(data_dir), workdir)
   out, err = capfd.readouterr()
@@ -97,7 +89,7 @@ def test_flipped_bytes_in_the_newest_checkpoint_resume_from_the_one_before_bit_i
 def test_a_damaged_checkpoint_ends_the_command_with_one_clean_message(data_dir, tmp_path):
   workdir = str(tmp_path / "run")
   train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 2}), workdir)
-  _flip_bytes(_largest_state_file(os.path.join(checkpointing.checkpoint_dir(workdir), "2")))
+  flip_64_middle_bytes(_largest_state_file(os.path.join(checkpointing.checkpoint_dir(workdir), "2")))
   overrides = {**TINY_OVERRIDES, "train.num_steps": 4}
   command = [
       sys.executable, "-m", "experiments.run", "--config=experiments/dsa_pendulum.py", f"--workdir={workdir}",

@@ -24,8 +24,7 @@ def evaluation_dir(run: runs.Run) -> str:
 def load_labelled(data_config, split: str, judge_info: dict[str, Any], count: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
   """The first `count` (None: all) videos of a split as floats, and their labels of the judge's heads."""
   source = data.load_source(data_config, split)
-  count = len(source) if count is None else min(count, len(source))
-  batch = data.read_batch(source, np.arange(count), data_config.num_frames, data_config.image_size)
+  batch = data.first_examples(source, len(source) if count is None else count, data_config.num_frames, data_config.image_size)
   missing = [name for name, _ in judge_info["heads"] if name not in batch]
   if missing:
     raise judges.JudgeError(f"The judge's heads {missing} are not labels of {data_config.name} (it has {sorted(batch)}).")
