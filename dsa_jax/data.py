@@ -32,6 +32,7 @@ VIDEO_KEY = "video"
 IDENTITY_KEYS = {"pendulum": "colour", "sprites": "character", "moving_mnist": "identity", "mug": "subject"}
 DEFAULT_DATA_DIR = "~/tensorflow_datasets"
 METADATA_FILES = ("dataset_info.json", "features.json")
+VALIDATION_SEED = 0  # the same validation videos for every run of a dataset, whatever its seed
 
 
 class DataError(ValueError):
@@ -120,8 +121,38 @@ def check_shards(source, indices: list[int]) -> None:
       raise damaged_dataset(source.dataset_info.full_name, source.dataset_info.data_dir, path, error) from error
 
 
+class Subset:
+  """Some examples of a split by index, read like the split itself (a training split without its validation videos)."""
+
+  def __init__(self, source, indices: np.ndarray):
+    self.source, self.indices = source, np.asarray(indices, np.int64)
+    self.dataset_info = source.dataset_info
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    return self.source[int(self.indices[index])]
+
+  def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+    return read_examples(self.source, [int(self.indices[i]) for i in indices])
+
+
+def split_validation(source, count: int) -> tuple[Subset, Subset]:
+  """(train, validation): `count` examples of a training split drawn once with a fixed seed, and the rest."""
+  if not 0 < count < len(source):
+    raise DataError(
+        f"config.data.validation_videos={count} must be above 0 and below the {len(source)} training videos; lower it."
+    )
+  held_out = np.zeros(len(source), bool)
+  held_out[np.random.default_rng(VALIDATION_SEED).permutation(len(source))[:count]] = True
+  return Subset(source, np.flatnonzero(~held_out)), Subset(source, np.flatnonzero(held_out))
+
+
 def read_examples(source, indices: list[int]) -> list[dict[str, Any]]:
   """source.__getitems__(indices); a damaged shard raises a DataError naming it and the folder to delete."""
+  if isinstance(source, Subset):
+    return source.__getitems__(indices)
   try:
     return source.__getitems__(indices)
   except RuntimeError:
@@ -130,7 +161,23 @@ def read_examples(source, indices: list[int]) -> list[dict[str, Any]]:
 
 
 def load_source(data_config: ml_collections.ConfigDict, split: str):
-  """A random-access source of one split, building (once, then cached) if needed; refuses damaged files."""
+  """A random-access source of one split, building (once, then cached) if needed; refuses damaged files.
+
+  With config.data.validation_videos > 0, "train" is the training split without its validation
+  videos and "validation" those videos (split_validation).
+  """
+  if split not in ("train", "validation"):
+    return builder_split(data_config, split)
+  if not data_config.get("validation_videos"):
+    if split == "validation":
+      raise DataError("There is no validation split: set config.data.validation_videos to hold out some training videos.")
+    return builder_split(data_config, split)
+  train, validation = split_validation(builder_split(data_config, "train"), data_config.validation_videos)
+  return train if split == "train" else validation
+
+
+def builder_split(data_config: ml_collections.ConfigDict, split: str):
+  """A split as the dataset's builder writes it (training split whole)."""
   builder = make_builder(data_config)
   if not builder.is_prepared():
     print(f"Building dataset {builder.info.full_name} into {builder.data_dir} (once; cached).")

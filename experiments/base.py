@@ -20,6 +20,7 @@ def get_config() -> config_dict.ConfigDict:
   config.data.random_crop = True  # train on a random window of num_frames of longer clips
   config.data.num_frames = 16
   config.data.image_size = config_dict.placeholder(int)  # mean-pool frames to this size; None = native
+  config.data.validation_videos = 0  # train videos held out of training (judges select checkpoints on them)
 
   config.dsa = config_dict.ConfigDict()
   config.dsa.dim_f = 256

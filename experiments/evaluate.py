@@ -28,7 +28,7 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
+  logging.set_verbosity(logging.ERROR)  # orbax logs every restore at INFO and read-only ones as warnings
   results = report.evaluate_run(
       FLAGS.workdir, FLAGS.judge, FLAGS.rounds, FLAGS.seed, FLAGS.allow_weak_judge, FLAGS.save_videos, step=FLAGS.step,
       num_test_videos=FLAGS.num_test_videos, num_train_codes=FLAGS.num_train_codes,

@@ -37,6 +37,27 @@ def test_iterator_is_deterministic_and_resumes_at_any_step(data_dir):
     iterator.close()
 
 
+def test_validation_videos_are_a_fixed_subset_held_out_of_train(data_dir):
+  config = pendulum_config(data_dir)
+  whole = data.load_source(config.data, "train")
+  with pytest.raises(data.DataError, match="set config.data.validation_videos"):
+    data.load_source(config.data, "validation")
+  with config.unlocked():
+    config.data.validation_videos = 10
+  train, validation = data.load_source(config.data, "train"), data.load_source(config.data, "validation")
+  assert (len(train), len(validation)) == (len(whole) - 10, 10)
+  assert set(train.indices.tolist()).isdisjoint(validation.indices.tolist())
+  assert sorted([*train.indices, *validation.indices]) == list(range(len(whole)))
+  np.testing.assert_array_equal(data.load_source(config.data, "validation").indices, validation.indices)
+  batch = data.read_batch(validation, np.array([3, 0]), num_frames=4)
+  for row, index in enumerate(validation.indices[[3, 0]]):
+    np.testing.assert_array_equal(batch["video"][row], whole[int(index)]["video"][:4])
+  with config.unlocked():
+    config.data.validation_videos = len(whole)
+  with pytest.raises(data.DataError, match=f"validation_videos={len(whole)} must be above 0 and below"):
+    data.load_source(config.data, "train")
+
+
 def test_random_crops_are_windows_of_the_clip_and_reproducible(data_dir):
   source = data.load_source(pendulum_config(data_dir).data, "train")
   spec = data.BatchSpec(batch_size=6, num_frames=5)

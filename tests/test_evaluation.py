@@ -11,9 +11,10 @@ import pytest
 
 from dsa_jax import runs, train
 from dsa_jax.evaluation import judge, judges, protocols, report
-from experiments import dsa_sprites, judge_sprites
+from experiments import dsa_sprites, judge_sprites, vdsm_sprites
 from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
 from tests.test_train import REPO
+from tests.test_vdsm_quick import assert_both_stages_ran, shortened
 
 
 def tfds_dir(builder) -> str:
@@ -26,10 +27,10 @@ def tiny_judge(built, tmp_path_factory):  # noqa: F811
   config.data.data_dir = tfds_dir(built)
   config.train.num_steps = 40
   config.train.log_every = 20
-  config.train.checkpoint_every = 40
+  config.train.checkpoint_every = 20
   workdir = str(tmp_path_factory.mktemp("judge"))
   train.train_and_evaluate(config, workdir)
-  info = judges.export(runs.restore(workdir), workdir, 1.0)
+  info = judges.export(workdir, train_seconds=1.0)
   return workdir, info
 
 
@@ -48,7 +49,11 @@ def test_exported_judge_reloads_bit_identically_and_refuses_a_damaged_file(tiny_
   workdir, info = tiny_judge
   assert set(info["test_accuracy"]) == {"action", "body", "bottom", "top", "hair"}
   assert info["dynamic_heads"] == ["action"] and info["image_shape"] == [32, 32, 3]
-  loaded, restored = judges.load(workdir), runs.restore(workdir)
+  validation = info["validation_accuracy"]
+  assert set(validation) == {"20", "40"} and info["validation_videos"] == 100
+  best = max(validation, key=lambda step: (min(validation[step].values()), np.mean(list(validation[step].values())), int(step)))
+  assert info["train_steps"] == int(best)
+  loaded, restored = judges.load(workdir), runs.restore(workdir, int(best))
   assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(restored.params)))
   damaged = tmp_path / "damaged"
   damaged.mkdir()
@@ -96,6 +101,20 @@ def test_evaluate_scores_a_dsa_quick_run_and_writes_results_per_step(built, tiny
   _, labels = report.load_labelled(config.data, "test", {"heads": [["action", 9]]}, 45)
   np.testing.assert_array_equal(videos["label_action"], labels["action"])
   assert os.path.isfile(os.path.join(out_dir, report.TABLE_FILE)) and os.path.isfile(os.path.join(out_dir, "swap_grid.gif"))
+
+
+def test_evaluate_scores_a_vdsm_quick_run_resized_to_the_judge(built, tiny_judge, tmp_path):  # noqa: F811
+  config = shortened(vdsm_sprites.get_config("quick"), tfds_dir(built))
+  workdir = str(tmp_path / "vdsm")
+  train.train_and_evaluate(config, workdir)
+  assert_both_stages_ran(workdir)
+  results = evaluate(workdir, tiny_judge[0], allow_weak_judge=True)
+  assert results["stage"] == "sequence" and results["step"] == 3
+  assert "the run's [16, 16, 3] frames were resized to the judge's [32, 32, 3]" in results["notes"]
+  assert all(np.isfinite(value["mean"]) for value in results["standard_protocol"].values())
+  assert {"body_accuracy", "action_accuracy"} <= set(results["reverse_protocol"])
+  assert results["generation"]["reconstruction_mse"] < 0.25
+  assert os.path.isfile(os.path.join(workdir, "sequence", "evaluation", "step_3", report.RESULTS_FILE))
 
 
 def test_evaluate_refuses_bad_input_with_one_line(tiny_judge, tmp_path):

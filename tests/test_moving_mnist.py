@@ -193,6 +193,23 @@ def test_small_build_has_the_configured_splits_shapes_and_labels(small):
     np.testing.assert_allclose(np.linalg.norm(examples["velocity"], axis=-1), 3.6, rtol=1e-6)
     positions = moving_mnist.trajectories(examples["start"], examples["velocity"], 16)
     assert positions.min() >= 0 and positions.max() <= 36
+    np.testing.assert_array_equal(np.stack([examples["digit_1"], examples["digit_2"]], -1), np.sort(digits, axis=-1))
+    assert np.all(examples["direction_1"] <= examples["direction_2"]) and examples["direction_2"].max() <= 3
+
+
+def test_directions_are_the_nearest_compass_point_in_image_axes():
+  velocity = np.array([[3.6, 0.1], [0.2, 3.0], [-3.0, 0.5], [0.1, -3.6], [3.0, -2.9], [3.0, 3.1]])
+  np.testing.assert_array_equal(moving_mnist.direction_class(velocity), [0, 1, 2, 3, 0, 1])
+
+
+def test_order_free_labels_do_not_depend_on_which_digit_is_first():
+  digits = np.array([[7, 3], [3, 7], [5, 5]])
+  velocity = np.array([[[0.0, -1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, -1.0]], [[-1.0, 0.0], [-1.0, 0.1]]])
+  labels = moving_mnist.order_free_labels(digits, velocity)
+  np.testing.assert_array_equal(labels["digit_1"], [3, 3, 5])
+  np.testing.assert_array_equal(labels["digit_2"], [7, 7, 5])
+  np.testing.assert_array_equal(labels["direction_1"], [0, 0, 2])
+  np.testing.assert_array_equal(labels["direction_2"], [3, 3, 2])
 
 
 @needs_mnist

@@ -10,10 +10,9 @@ from data_pipelines.manual_data import ManualDataError
 from data_pipelines.mug import fake
 import dsa_jax
 from dsa_jax import checkpointing, data, metric_writer, runs, train
-from experiments import vdsm_moving_mnist, vdsm_mug, vdsm_pendulum, vdsm_sprites
+from experiments import vdsm_moving_mnist, vdsm_mug, vdsm_pendulum
 from tests.conftest import SHARED_DATA
 from tests.test_train import tensorboard_images
-from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
 
 from tests.test_train import SAMPLE_FILES
 
@@ -73,12 +72,6 @@ def test_sequence_stage_without_a_pretraining_run_says_what_to_do(data_dir, tmp_
   config.stage = "sequence"
   with pytest.raises(checkpointing.CheckpointError, match="stage=pretrain first.*init_from"):
     train.train_and_evaluate(config, str(tmp_path / "run"))
-
-
-def test_sprites_quick_runs_both_stages(built, tmp_path):  # noqa: F811
-  config = shortened(vdsm_sprites.get_config("quick"), os.path.dirname(os.path.dirname(os.path.dirname(built.data_dir))))
-  train.train_and_evaluate(config, str(tmp_path / "run"))
-  assert_both_stages_ran(str(tmp_path / "run"))
 
 
 def test_moving_mnist_quick_runs_both_stages(tmp_path):

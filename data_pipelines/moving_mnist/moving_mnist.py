@@ -10,6 +10,10 @@ rounded position.
 Train videos take their digits from MNIST's train split, test videos from its test split.
 Labels: the digit classes, one identity class for the combination (d, or 10 * d1 + d2), the
 start positions and velocities (pixels, pixels per frame, as (x, y)) and the MNIST indices.
+For judges, which cannot tell which digit is "first", each also comes as order-free classes:
+`digit_1 <= digit_2` (the sorted digit classes) and `direction_1 <= direction_2` (the sorted
+compass directions of the initial velocities, DIRECTIONS), so swapping the digits' identities
+keeps the direction labels and swapping their motions keeps the digit labels.
 Everything is deterministic from the builder config's seed. The four MNIST IDX files are read
 from `manual_dir` (see MANUAL_DOWNLOAD_INSTRUCTIONS).
 """
@@ -37,6 +41,7 @@ MNIST_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 RENDER_CHUNK = 1024
+DIRECTIONS = ("right", "down", "left", "up")  # image axes: x to the right, y down
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Moving MNIST is rendered from the MNIST database (LeCun, Cortes & Burges), read from manual_dir.
@@ -168,11 +173,28 @@ def identity_class(digit_classes: np.ndarray) -> np.ndarray:
   return (digit_classes * powers).sum(axis=-1)
 
 
+def direction_class(velocity: np.ndarray) -> np.ndarray:
+  """The nearest of DIRECTIONS [...] (0 right, 1 down, 2 left, 3 up) to velocities [..., 2] (x, y)."""
+  angle = np.arctan2(velocity[..., 1], velocity[..., 0])  # y grows downwards
+  return np.rint(angle / (np.pi / 2)).astype(np.int64) % len(DIRECTIONS)
+
+
+def order_free_labels(digit_classes: np.ndarray, velocity: np.ndarray) -> dict[str, np.ndarray]:
+  """{digit_i, direction_i: [N]} for i = 1..D: the sorted digit classes [N, D] and sorted directions of velocity [N, D, 2]."""
+  digits = np.sort(digit_classes, axis=-1)
+  directions = np.sort(direction_class(velocity), axis=-1)
+  labels = {}
+  for i in range(digit_classes.shape[-1]):
+    labels[f"digit_{i + 1}"] = digits[..., i]
+    labels[f"direction_{i + 1}"] = directions[..., i]
+  return labels
+
+
 class MovingMnist(tfds.core.GeneratorBasedBuilder):
   """Bouncing MNIST digits with digit-class (identity) and trajectory (dynamics) labels."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release.", "1.1.0": "Order-free digit_i and direction_i labels for judges."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   BUILDER_CONFIGS = [
       MovingMnistConfig(
@@ -209,6 +231,10 @@ class MovingMnist(tfds.core.GeneratorBasedBuilder):
             "start": tfds.features.Tensor(shape=(num_digits, 2), dtype=np.float32),
             "velocity": tfds.features.Tensor(shape=(num_digits, 2), dtype=np.float32),
             "source_index": tfds.features.Tensor(shape=(num_digits,), dtype=np.int64),
+            **{
+                f"{label}_{i + 1}": tfds.features.Scalar(dtype=np.int64)
+                for label in ("digit", "direction") for i in range(num_digits)
+            },
         }),
     )
 
@@ -232,6 +258,7 @@ class MovingMnist(tfds.core.GeneratorBasedBuilder):
       videos = render(images[rows["source_index"]], positions)  # [n, T, 64, 64, 1]
       digit_classes = labels[rows["source_index"]].astype(np.int64)  # [n, D]
       identities = identity_class(digit_classes)  # [n]
+      order_free = order_free_labels(digit_classes, rows["velocity"])  # {name: [n]}
       for offset, video in enumerate(videos):
         yield first + offset, {
             "video": video,
@@ -240,4 +267,5 @@ class MovingMnist(tfds.core.GeneratorBasedBuilder):
             "start": rows["start"][offset],
             "velocity": rows["velocity"][offset],
             "source_index": rows["source_index"][offset].astype(np.int64),
+            **{name: int(values[offset]) for name, values in order_free.items()},
         }

@@ -1,8 +1,9 @@
 """Trained judges as files: export a judge run (params + judge.json with its test accuracy and checksum), load, predict.
 
 A judge folder holds `params.msgpack` (flax serialisation of the params) and `judge.json`:
-the dataset, frame shape, heads, architecture, the accuracy of every head on the real test
-videos and the sha256 of `params.msgpack`. The Sprites judge ships inside the package
+the dataset, frame shape, heads, architecture, the accuracy of every head on the validation
+videos (per checkpoint; the best one is exported) and on the real test videos, and the sha256
+of `params.msgpack`. The Sprites judge ships inside the package
 (`shipped("sprites")`).
 """
 
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from dsa_jax import data, tasks, visualize
+from dsa_jax import checkpointing, data, runs, tasks, visualize
 from dsa_jax.evaluation import judge
 
 PARAMS_FILE = "params.msgpack"
@@ -102,11 +103,11 @@ def predict(trained: TrainedJudge, videos, batch_size: int = 64, progress: bool 
   return {name: np.concatenate(parts) for name, parts in probabilities.items()}, np.concatenate(features)
 
 
-def test_accuracy(trained: TrainedJudge, data_config, batch_size: int = 64) -> dict[str, float]:
-  """The accuracy of every head on all real test videos of data_config's dataset."""
-  source = data.load_source(data_config, "test")
+def accuracy(trained: TrainedJudge, data_config, split: str, batch_size: int = 64) -> dict[str, float]:
+  """The accuracy of every head on all real videos of a split ("test", or "validation" carved from train)."""
+  source = data.load_source(data_config, split)
   hits = {name: 0 for name, _ in trained.model.config.heads}
-  for start in tqdm.tqdm(range(0, len(source), batch_size), desc="judge test accuracy", leave=False):
+  for start in tqdm.tqdm(range(0, len(source), batch_size), desc=f"judge {split} accuracy", leave=False):
     batch = data.read_batch(source, np.arange(start, min(start + batch_size, len(source))), data_config.num_frames, data_config.image_size)
     probabilities, _ = predict(trained, np.asarray(data.to_unit_interval(batch[data.VIDEO_KEY])), batch_size)
     for name in hits:
@@ -114,10 +115,33 @@ def test_accuracy(trained: TrainedJudge, data_config, batch_size: int = 64) -> d
   return {name: count / len(source) for name, count in hits.items()}
 
 
-def export(run, out_dir: str, train_seconds: float | None = None) -> dict[str, Any]:
-  """Writes a trained judge run (`dsa_jax.restore` of it) as params.msgpack and judge.json into out_dir."""
+def _as_judge(run) -> TrainedJudge:
+  return TrainedJudge(judge.Judge(tasks.judge_model_config(run.config, run.image_shape)), run.params, {}, run.directory)
+
+
+def select_checkpoint(workdir: str) -> tuple[Any, dict[int, dict[str, float]]]:
+  """The judge run at its best checkpoint on the validation videos (worst head first, then mean, then latest), and every score.
+
+  Without validation videos (config.data.validation_videos = 0) the newest checkpoint, unscored.
+  """
+  newest = runs.restore(workdir)
+  if not newest.config.data.get("validation_videos"):
+    return newest, {}
+  checkpointer = checkpointing.Checkpointer(checkpointing.checkpoint_dir(newest.directory), save_every=1, read_only=True)
+  try:
+    steps = checkpointer.all_steps()
+  finally:
+    checkpointer.close()
+  scores = {step: accuracy(_as_judge(runs.restore(newest.directory, step)), newest.config.data, "validation") for step in steps}
+  best = max(steps, key=lambda step: (min(scores[step].values()), np.mean(list(scores[step].values())), step))
+  return (newest if best == newest.step else runs.restore(newest.directory, best)), scores
+
+
+def export(workdir: str, out_dir: str | None = None, train_seconds: float | None = None) -> dict[str, Any]:
+  """Writes a trained judge run, at its checkpoint chosen on validation videos, as params.msgpack and judge.json (default: into the run)."""
+  run, validation = select_checkpoint(workdir)
+  out_dir = out_dir or run.directory
   model_config = tasks.judge_model_config(run.config, run.image_shape)
-  trained = TrainedJudge(judge.Judge(model_config), run.params, {}, out_dir)
   content = flax.serialization.to_bytes(jax.device_get(run.params))
   info = {
       "dataset": run.config.data.name,
@@ -131,7 +155,9 @@ def export(run, out_dir: str, train_seconds: float | None = None) -> dict[str, A
       "lstm_size": model_config.lstm_size,
       "train_steps": run.step,
       "train_seconds": train_seconds,
-      "test_accuracy": test_accuracy(trained, run.config.data),
+      "validation_videos": run.config.data.get("validation_videos", 0),
+      "validation_accuracy": {str(step): value for step, value in validation.items()},
+      "test_accuracy": accuracy(_as_judge(run), run.config.data, "test"),
       "params_sha256": sha256(content),
   }
   visualize.write_atomically(os.path.join(out_dir, PARAMS_FILE), content)

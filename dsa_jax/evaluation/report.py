@@ -27,7 +27,12 @@ def load_labelled(data_config, split: str, judge_info: dict[str, Any], count: in
   batch = data.first_examples(source, len(source) if count is None else count, data_config.num_frames, data_config.image_size)
   missing = [name for name, _ in judge_info["heads"] if name not in batch]
   if missing:
-    raise judges.JudgeError(f"The judge's heads {missing} are not labels of {data_config.name} (it has {sorted(batch)}).")
+    dataset = f"{data_config.name}/{data_config.variant or 'default'}"
+    raise judges.JudgeError(
+        f"The judge's heads {missing} are not labels of {dataset} (it has {sorted(set(batch) - {data.VIDEO_KEY})}): "
+        f"the judge was trained on another label set; pass --judge with one trained on {dataset} "
+        f"(python -m experiments.train_judge --config=experiments/judge_{data_config.name}.py)."
+    )
   labels = {name: np.asarray(batch[name]) for name, _ in judge_info["heads"]}
   return np.asarray(data.to_unit_interval(batch[data.VIDEO_KEY])), labels
 
@@ -46,6 +51,8 @@ def check_judge(trained: judges.TrainedJudge, run: runs.Run, allow_weak_judge: b
         f"The judge in {trained.directory} scores under {judges.MINIMUM_ACCURACY:.0%} on real test videos for {weak}; "
         "train a stronger one, or pass --allow_weak_judge (the results then say so)."
     )
+  if (trained.info.get("variant") or "default") != (run.config.data.variant or "default"):
+    notes.append(f"the judge was trained on the {trained.info.get('variant') or 'default'} set of {trained.info['dataset']}, the run on {run.config.data.variant or 'default'}")
   if weak:
     notes.append(f"weak judge: test accuracy {weak} under {judges.MINIMUM_ACCURACY:.0%}")
   if tuple(trained.info["image_shape"]) != tuple(run.image_shape):

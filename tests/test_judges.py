@@ -1,0 +1,60 @@
+"""experiments.train_judge on the Moving MNIST and MUG :quick configs, and judges that do not fit a run's labels."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from data_pipelines.mug import fake
+from dsa_jax.evaluation import judges, report
+from experiments import judge_moving_mnist, judge_mug
+from tests.conftest import SHARED_DATA
+from tests.test_train import REPO
+
+MNIST_DIR = os.path.join(SHARED_DATA, "mnist")
+
+
+def train_judge(config_arg: str, workdir: str, *overrides: str) -> subprocess.CompletedProcess:
+  return subprocess.run(
+      [sys.executable, "-m", "experiments.train_judge", f"--config={config_arg}", f"--workdir={workdir}", *overrides],
+      cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=600,
+  )
+
+
+def check_written_judge(result: subprocess.CompletedProcess, workdir: str, heads, validation_steps: set[str]) -> dict:
+  assert result.returncode == 0, result.stderr[-3000:]
+  info = json.load(open(os.path.join(workdir, judges.INFO_FILE)))
+  assert [tuple(head) for head in info["heads"]] == list(heads)
+  assert set(info["validation_accuracy"]) == validation_steps and set(info["test_accuracy"]) == {name for name, _ in heads}
+  assert f"Judge test accuracy: {heads[0][0]} {info['test_accuracy'][heads[0][0]]:.4f}" in result.stdout
+  assert info["params_sha256"] in result.stdout and judges.load(workdir).info == info
+  return info
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason=f"the MNIST IDX files are not in {MNIST_DIR} (shared data)")
+def test_moving_mnist_quick_judge_trains_on_order_free_labels_and_refuses_another_label_set(tmp_path):
+  (tmp_path / "tfds").mkdir()
+  workdir = str(tmp_path / "judge")
+  result = train_judge(
+      "experiments/judge_moving_mnist.py:quick", workdir, f"--config.data.manual_dir={MNIST_DIR}",
+      f"--config.data.data_dir={tmp_path / 'tfds'}",
+  )
+  info = check_written_judge(result, workdir, judge_moving_mnist.MOVING_MNIST_HEADS, {"50", "100"})
+  assert info["dynamic_heads"] == list(judge_moving_mnist.DYNAMIC_HEADS) and info["image_shape"] == [32, 32, 1]
+  config = judge_moving_mnist.get_config("quick")
+  config.data.manual_dir, config.data.data_dir = MNIST_DIR, str(tmp_path / "tfds")
+  with pytest.raises(judges.JudgeError, match=r"heads \['action'\] are not labels of moving_mnist/small .*another label set"):
+    report.load_labelled(config.data, "test", {"heads": [["digit_1", 10], ["action", 9]]}, 4)
+
+
+def test_mug_quick_judge_trains_on_the_fake_tree(tmp_path):
+  tree = fake.write_fake_mug_tree(tmp_path / "mug")
+  (tmp_path / "tfds").mkdir()
+  workdir = str(tmp_path / "judge")
+  result = train_judge(
+      "experiments/judge_mug.py:quick", workdir, f"--config.data.manual_dir={tree}", f"--config.data.data_dir={tmp_path / 'tfds'}",
+  )
+  info = check_written_judge(result, workdir, judge_mug.get_config("quick").judge.heads, {"30", "60"})
+  assert info["dataset"] == "mug" and info["dynamic_heads"] == ["expression"] and info["validation_videos"] == 6
