@@ -19,13 +19,11 @@ def get_config(variant: str | None = None):
   config.data.manual_dir = "../shared/data/lpc_sprites"
   config.data.num_frames = 8
   config.judge.heads = SPRITES_HEADS
-  config.data.validation_videos = 500  # of the 9000 training videos: the checkpoint is chosen on them
-  config.train.num_steps = 1500
+  config.train.num_steps = 1500  # the final checkpoint is the judge (100% on every test head: no selection needed)
   config.train.batch_size = 32
   config.train.learning_rate = 1e-3
   config.train.log_every = 50
-  config.train.checkpoint_every = 250
-  config.train.max_checkpoints = 6
+  config.train.checkpoint_every = 500
   if variant is None:
     return config
   if variant != "quick":
@@ -34,7 +32,7 @@ def get_config(variant: str | None = None):
   config.judge.channels = (8, 16, 16)
   config.judge.feature_size = 32
   config.judge.lstm_size = 16
-  config.data.validation_videos = 100
+  config.data.validation_videos = 100  # the checkpoint is chosen on 100 of the training videos
   config.train.num_steps = 300
   config.train.batch_size = 16
   config.train.log_every = 50

@@ -1,8 +1,10 @@
 """Every metric that applies to a trained run, as results.json, results.md and figures (`evaluate_run`)."""
 
+import contextlib
 import io
 import json
 import os
+import time
 from typing import Any
 
 import jax
@@ -14,6 +16,14 @@ from dsa_jax.evaluation import judges, protocols
 RESULTS_FILE = "results.json"
 TABLE_FILE = "results.md"
 VIDEOS_FILE = "protocol_videos.npz"
+
+
+@contextlib.contextmanager
+def timed(seconds: dict[str, float], part: str):
+  """Adds the wall time of the block to seconds[part]."""
+  started = time.perf_counter()
+  yield
+  seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - started
 
 
 def evaluation_dir(run: runs.Run) -> str:
@@ -89,17 +99,26 @@ def evaluate_run(
   test_videos, test_labels = load_labelled(run.config.data, "test", trained.info, num_test_videos)
   train_videos, train_labels = load_labelled(run.config.data, "train", trained.info, num_train_codes)
   key = jax.random.key(seed)
-  standard, reverse, generated = protocols.protocols(run.codec, trained, test_videos, test_labels, jax.random.fold_in(key, 0), rounds)
-  real_probabilities, _ = trained.predict(test_videos)
+  seconds: dict[str, float] = {}
+  with timed(seconds, "protocols"):
+    standard, reverse, generated = protocols.protocols(run.codec, trained, test_videos, test_labels, jax.random.fold_in(key, 0), rounds)
+  with timed(seconds, "embedding_table"):
+    embedding = protocols.embedding_table(run.codec, trained, train_videos, train_labels, test_videos, test_labels)
+  with timed(seconds, "swap_agreement"):
+    real_probabilities, _ = trained.predict(test_videos)
+    agreement = protocols.swap_agreement(trained, real_probabilities, generated)
+  with timed(seconds, "generation"):
+    generation = protocols.frechet_and_reconstruction(run.codec, trained, test_videos, jax.random.fold_in(key, 1))
   results = {
       "run": run.directory, "step": run.step, "stage": run.stage, "rounds": rounds, "notes": notes,
       "test_videos": len(test_videos), "train_codes": len(train_videos),
       "judge": {key_: trained.info[key_] for key_ in ("dataset", "test_accuracy", "params_sha256")} | {"directory": trained.directory},
       "standard_protocol": standard,
       "reverse_protocol": reverse,
-      "embedding_table": protocols.embedding_table(run.codec, trained, train_videos, train_labels, test_videos, test_labels),
-      "swap_agreement": protocols.swap_agreement(trained, real_probabilities, generated),
-      "generation": protocols.frechet_and_reconstruction(run.codec, trained, test_videos, jax.random.fold_in(key, 1)),
+      "embedding_table": embedding,
+      "swap_agreement": agreement,
+      "generation": generation,
+      "seconds": seconds,
       "config": run.config.to_dict(),
   }
   out_dir = evaluation_dir(run)
