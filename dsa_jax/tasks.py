@@ -122,6 +122,7 @@ def judge_model_config(config: ml_collections.ConfigDict, image_shape: tuple[int
   return judge.JudgeConfig(
       image_shape=tuple(image_shape), heads=tuple((name, int(classes)) for name, classes in config.judge.heads),
       channels=tuple(config.judge.channels), feature_size=config.judge.feature_size, lstm_size=config.judge.lstm_size,
+      normalization=config.judge.get("normalization", "layer"),
   )
 
 

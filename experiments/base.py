@@ -82,6 +82,7 @@ def get_config() -> config_dict.ConfigDict:
   config.judge.channels = (32, 64, 128, 128)  # one stride-2 conv per halving of the frame down to 4x4
   config.judge.feature_size = 128
   config.judge.lstm_size = 128
+  config.judge.normalization = "layer"  # after each conv: "layer" (per position) or "group" (per frame, for sparse frames)
 
   config.loss = config_dict.ConfigDict()
   config.loss.beta_f = 1.0

@@ -1,5 +1,6 @@
 """Judges and experiments.evaluate end to end on the Sprites :quick configs (a tiny judge trained here)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -41,6 +42,15 @@ def test_judge_outputs_and_cross_entropy_of_perfect_logits():
   videos = np.random.default_rng(0).random((2, 3, 16, 16, 3)).astype(np.float32)
   output = model.apply(model.init(jax.random.key(0), videos), videos)
   assert output.logits["action"].shape == (2, 3) and output.logits["hair"].shape == (2, 5) and output.features.shape == (2, 22)
+  grouped = judge.Judge(dataclasses.replace(config, normalization="group"))
+  grouped_params = grouped.init(jax.random.key(0), videos)["params"]
+  assert jax.tree.structure(grouped_params) == jax.tree.structure(model.init(jax.random.key(0), videos)["params"])
+  faint, full = videos * 0.01, videos  # a per-frame GroupNorm sees a uniformly fainter video as the same one
+  np.testing.assert_allclose(
+      grouped.apply({"params": grouped_params}, faint).features, grouped.apply({"params": grouped_params}, full).features, atol=2e-3
+  )
+  with pytest.raises(ValueError, match="Unknown judge normalization 'batch'"):
+    judge.JudgeConfig(normalization="batch")
   confident = judge.JudgeOutput({"action": np.array([[50.0, 0, 0], [0, 0, 50.0]])}, output.features)
   loss, scores = judge.cross_entropy(confident, {"action": np.array([0, 2])})
   assert float(scores["accuracy_action"]) == 1.0 and float(loss) < 1e-6

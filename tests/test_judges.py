@@ -29,7 +29,9 @@ def check_written_judge(result: subprocess.CompletedProcess, workdir: str, heads
   assert [tuple(head) for head in info["heads"]] == list(heads)
   assert set(info["validation_accuracy"]) == validation_steps and set(info["test_accuracy"]) == {name for name, _ in heads}
   assert f"Judge test accuracy: {heads[0][0]} {info['test_accuracy'][heads[0][0]]:.4f}" in result.stdout
-  assert info["params_sha256"] in result.stdout and judges.load(workdir).info == info
+  loaded = judges.load(workdir)
+  assert info["params_sha256"] in result.stdout and loaded.info == info
+  assert loaded.model.config.normalization == info["normalization"]
   return info
 
 
@@ -43,6 +45,7 @@ def test_moving_mnist_quick_judge_trains_on_order_free_labels_and_refuses_anothe
   )
   info = check_written_judge(result, workdir, judge_moving_mnist.MOVING_MNIST_HEADS, {"50", "100"})
   assert info["dynamic_heads"] == list(judge_moving_mnist.DYNAMIC_HEADS) and info["image_shape"] == [32, 32, 1]
+  assert info["normalization"] == "group"
   config = judge_moving_mnist.get_config("quick")
   config.data.manual_dir, config.data.data_dir = MNIST_DIR, str(tmp_path / "tfds")
   with pytest.raises(judges.JudgeError, match=r"heads \['action'\] are not labels of moving_mnist/small .*another label set"):

@@ -6,6 +6,7 @@ judge's Frechet distance), and each head reads them.
 """
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -14,6 +15,11 @@ import jax.numpy as jnp
 import optax
 
 from dsa_jax.models import layers
+
+
+# "group" suits sparse frames (Moving MNIST): a per-position LayerNorm blows a faint stroke up
+# to the size of a full one, and its gradient by up to 1/sqrt(epsilon).
+NORMALIZATIONS = {"layer": nn.LayerNorm, "group": functools.partial(nn.GroupNorm, num_groups=1)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +31,11 @@ class JudgeConfig:
   channels: tuple[int, ...] = (32, 64, 128, 128)  # one stride-2 conv per halving down to 4x4
   feature_size: int = 128
   lstm_size: int = 128
+  normalization: str = "layer"  # per position over channels; "group": over each frame's whole feature map
 
   def __post_init__(self):
+    if self.normalization not in NORMALIZATIONS:
+      raise ValueError(f"Unknown judge normalization {self.normalization!r}; choose from {sorted(NORMALIZATIONS)}.")
     steps = layers.num_resolution_steps(self.image_shape[0])
     if len(self.channels) != steps:
       raise ValueError(f"{self.image_shape[0]}x{self.image_shape[0]} frames need {steps} judge channels; got {self.channels}.")
@@ -53,7 +62,7 @@ class Judge(nn.Module):
     hidden = videos.reshape(batch * time, *videos.shape[2:])  # [B*T, H, W, C]
     for i, channels in enumerate(self.config.channels):
       hidden = nn.Conv(channels, (4, 4), strides=2, kernel_init=layers.relu_init, name=f"conv_{i}")(hidden)
-      hidden = nn.LayerNorm(name=f"norm_{i}")(hidden)
+      hidden = NORMALIZATIONS[self.config.normalization](name=f"norm_{i}")(hidden)
       hidden = nn.leaky_relu(hidden, 0.2)
     hidden = hidden.reshape(batch, time, -1)  # [B, T, 4 * 4 * channels]
     frames = nn.leaky_relu(nn.Dense(self.config.feature_size, name="frame_feature")(hidden), 0.2)  # [B, T, F]
