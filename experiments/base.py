@@ -118,6 +118,37 @@ def dsa_paper_schedule(config: config_dict.ConfigDict) -> config_dict.ConfigDict
   return config
 
 
+def judge_config(dataset: str, heads, dynamic_heads, num_frames: int, num_steps: int) -> config_dict.ConfigDict:
+  """A judge of `heads` on a dataset: batch 32 at learning rate 1e-3 for num_steps, a checkpoint every 500."""
+  config = get_config()
+  config.model = "judge"
+  config.data.name = dataset
+  config.data.num_frames = num_frames
+  config.judge.heads = tuple(heads)
+  config.judge.dynamic_heads = tuple(dynamic_heads)
+  config.train.num_steps = num_steps
+  config.train.batch_size = 32
+  config.train.learning_rate = 1e-3
+  config.train.log_every = 50
+  config.train.checkpoint_every = 500
+  return config
+
+
+def tiny_judge(
+    config: config_dict.ConfigDict, num_steps: int, batch_size: int, validation_videos: int, checkpoint_every: int
+) -> config_dict.ConfigDict:
+  """The judge of every `:quick` variant: 32x32 frames, narrow layers, a checkpoint chosen on validation videos."""
+  config.data.image_size = 32
+  config.data.validation_videos = validation_videos
+  config.judge.channels = (8, 16, 16)
+  config.judge.feature_size = 32
+  config.judge.lstm_size = 16
+  config.train.num_steps = num_steps
+  config.train.batch_size = batch_size
+  config.train.checkpoint_every = checkpoint_every
+  return config
+
+
 def vdsm_quick(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
   """The small VDSM of every `:quick` variant: 8 frames of 16x16, narrow layers, 6 + 6 short epochs."""
   config.data.num_frames = 8

@@ -18,33 +18,15 @@ DYNAMIC_HEADS = ("direction_1", "direction_2")
 
 def get_config(variant: str | None = None):
   """A judge for VDSM's two-digit 64x64 set; `quick`: a tiny judge of the 32x32 `small` set in about a minute."""
-  config = base.get_config()
-  config.model = "judge"
-  config.data.name = "moving_mnist"
+  config = base.judge_config("moving_mnist", MOVING_MNIST_HEADS, DYNAMIC_HEADS, num_frames=16, num_steps=3000)
   config.data.variant = "default"
   config.data.manual_dir = "../shared/data/mnist"
-  config.data.num_frames = 16
   config.data.validation_videos = 1000  # of the 49,500 training videos: the checkpoint is chosen on them
-  config.judge.heads = MOVING_MNIST_HEADS
-  config.judge.dynamic_heads = DYNAMIC_HEADS
   config.judge.normalization = "group"  # frames are mostly black: a per-position LayerNorm amplifies faint strokes
-  config.train.num_steps = 3000
-  config.train.batch_size = 32
-  config.train.learning_rate = 1e-3
-  config.train.log_every = 50
-  config.train.checkpoint_every = 500
   config.train.max_checkpoints = 6
   if variant is None:
     return config
   if variant != "quick":
     raise ValueError(f"Unknown variant {variant!r} of judge_moving_mnist.py; use none or 'quick'.")
   config.data.variant = "small"
-  config.data.image_size = 32
-  config.data.validation_videos = 16
-  config.judge.channels = (8, 16, 16)
-  config.judge.feature_size = 32
-  config.judge.lstm_size = 16
-  config.train.num_steps = 100
-  config.train.batch_size = 16
-  config.train.checkpoint_every = 50
-  return config
+  return base.tiny_judge(config, num_steps=100, batch_size=16, validation_videos=16, checkpoint_every=50)

@@ -15,18 +15,9 @@ from experiments import base
 
 def get_config(variant: str | None = None):
   """A judge for 64x64 MUG clips; `quick`: a tiny 32x32 judge (the fake tree in tests) in about a minute."""
-  config = base.get_config()
-  config.model = "judge"
-  config.data.name = "mug"
+  config = base.judge_config("mug", (("expression", 6),), ("expression",), num_frames=20, num_steps=1500)
   config.data.variant = "clips20"
-  config.data.num_frames = 20
   config.data.validation_videos = 100
-  config.judge.heads = (("expression", 6),)
-  config.judge.dynamic_heads = ("expression",)
-  config.train.num_steps = 1500
-  config.train.batch_size = 32
-  config.train.learning_rate = 1e-3
-  config.train.log_every = 50
   config.train.checkpoint_every = 250
   config.train.max_checkpoints = 6
   if variant is None:
@@ -35,12 +26,4 @@ def get_config(variant: str | None = None):
     raise ValueError(f"Unknown variant {variant!r} of judge_mug.py; use none or 'quick'.")
   config.data.variant = "default"
   config.data.num_frames = 8
-  config.data.image_size = 32
-  config.data.validation_videos = 6
-  config.judge.channels = (8, 16, 16)
-  config.judge.feature_size = 32
-  config.judge.lstm_size = 16
-  config.train.num_steps = 60
-  config.train.batch_size = 8
-  config.train.checkpoint_every = 30
-  return config
+  return base.tiny_judge(config, num_steps=60, batch_size=8, validation_videos=6, checkpoint_every=30)
