@@ -1,0 +1,1 @@
+"""The study's models and oracles."""
