@@ -97,3 +97,11 @@ def test_readme_vdsm_snippet_runs(vdsm_run):
   assert namespace["new"].shape == (4, 60, 16, 16, 3)
   assert namespace["grid"].shape == (4, 4, 60, 16, 16, 3)
   assert namespace["from_one_frame"].shape == (8, 60, 16, 16, 3)
+
+
+def test_elbo_bias_notebook_computes_the_curves_live():
+  out = run_notebook("elbo_bias.ipynb", GRID_SIZE=5, NUM_SEQUENCES=64, FIT_STEPS=1500)
+  assert out["log_likelihood"].shape == (5,) and set(out["elbos"]) == {"factorised", "full", "exact"}
+  assert all(np.all(curve <= out["log_likelihood"] + 1e-3) for curve in out["elbos"].values())
+  assert abs(out["gaps"]["exact"]) < 1e-3 < out["gaps"]["full"] < out["gaps"]["factorised"]
+  assert set(out["learned"]) == {"factorised", "full", "exact", "maximum_likelihood"}
