@@ -16,7 +16,7 @@ from dsa_jax.study import elbo_bias
 
 
 def get_config(variant: str | None = None):
-  """The study's five true values over 21 grid points and 3 data seeds; `quick`: 2 of them, 9 points, 1 seed, in seconds."""
+  """The study's five true values over 25 grid points and 3 data seeds; `quick`: 2 of them, 9 points, 1 seed, in seconds."""
   config = config_dict.ConfigDict()
   config.truth = config_dict.ConfigDict({"sf": 1.0, "sz": 1.0, "sx": 0.5})  # the values not being swept
   config.sweeps = config_dict.ConfigDict({"sx": (0.3, 0.5, 1.0), "sz": (0.5, 1.0)})  # true values, as in Figs. 3-4
@@ -25,9 +25,9 @@ def get_config(variant: str | None = None):
   config.dim = 2  # D
   config.num_sequences = 500
   config.data_seeds = 3
-  config.grid_size = 21
+  config.grid_size = 25
   config.grid_low = 0.4
-  config.grid_high = 2.5
+  config.grid_high = 4.0
   config.fit = config_dict.ConfigDict({"num_steps": 3000, "learning_rate": 0.2})  # Adam, cosine decay
   config.joint = config_dict.ConfigDict({
       "settings": (("sx", 0.3), ("sx", 0.5), ("sx", 1.0), ("sz", 0.5), ("sz", 1.0)),  # true theta = truth with this value

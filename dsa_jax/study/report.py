@@ -103,7 +103,7 @@ def plot(sweeps: dict[str, Any], path: str) -> str:
   panels = [(parameter, true_value, runs[0]) for parameter, by_value in sweeps.items() for true_value, runs in by_value.items()]
   figure, axes = pyplot.subplots(len(panels), 1, figsize=(7, 3.2 * len(panels)), squeeze=False)
   for axis, (parameter, true_value, run) in zip(axes[:, 0], panels):
-    axis.plot(run["grid"], run["log_likelihood"], color="black", label="log p(x) (Kalman)")
+    axis.plot(run["grid"], run["log_likelihood"], color="black", linewidth=4, alpha=0.35, label="log p(x) (Kalman)")
     axis.axvline(run["maximiser"]["log_likelihood"], color="black", linestyle="--")
     for index, (family, curve) in enumerate(run["elbo"].items()):
       colour = f"C{index}"
