@@ -95,6 +95,20 @@ def test_bad_names_are_refused():
     elbo_bias.with_parameter(THETA, "sy", 1.0)
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("families", ("factorised", "mean_field"), "unknown posterior families"),
+    ("grid_size", 2, "config.grid_size=2 is out of range"),
+    ("grid_high", 0.3, "must satisfy 0 < grid_low < grid_high"),
+    ("sweeps", {"sy": (1.0,)}, "name 'sy'"),
+])
+def test_a_bad_study_config_names_the_field(field, value, message, tmp_path):
+  config = elbo_bias_config.get_config("quick")
+  config[field] = value
+  with pytest.raises(report.ConfigError, match=message):
+    report.run(config, str(tmp_path))
+  assert os.listdir(tmp_path) == []
+
+
 def test_study_run_writes_curves_tables_and_plots(tmp_path):
   config = elbo_bias_config.get_config("quick")
   config.sweeps = {"sx": (0.5,)}

@@ -12,6 +12,7 @@ import numpy as np
 import tqdm
 
 from dsa_jax import visualize
+from dsa_jax.tasks import ConfigError
 from dsa_jax.study import elbo_bias, linear_gaussian
 from dsa_jax.study.linear_gaussian import Theta
 
@@ -124,10 +125,32 @@ def plot(sweeps: dict[str, Any], path: str) -> str:
   return visualize.write_atomically(path, buffer.getvalue())
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the first field of a study config that is out of range."""
+  unknown = [name for name in config.families if name not in elbo_bias.FAMILIES]
+  if unknown:
+    raise ConfigError(f"config.families has unknown posterior families {unknown}; choose from {elbo_bias.FAMILIES}.")
+  parameters = [*config.sweeps.keys(), *(parameter for parameter, _ in config.joint.settings)]
+  for parameter in parameters:
+    if parameter not in elbo_bias.PARAMETERS:
+      raise ConfigError(f"config.sweeps / config.joint.settings name {parameter!r}; sweep one of {elbo_bias.PARAMETERS}.")
+  values = [*config.truth.values(), *(v for vs in config.sweeps.values() for v in vs), *(v for _, v in config.joint.settings)]
+  if min(values) <= 0:
+    raise ConfigError(f"Every scale in config.truth, config.sweeps and config.joint.settings must be above 0; got {min(values)}.")
+  for field, value, least in (
+      ("grid_size", config.grid_size, 3), ("num_sequences", config.num_sequences, 1), ("data_seeds", config.data_seeds, 1),
+      ("num_steps", config.num_steps, 1), ("dim", config.dim, 1), ("fit.num_steps", config.fit.num_steps, 1),
+      ("joint.seeds", config.joint.seeds, 0), ("joint.num_steps", config.joint.num_steps, 1),
+  ):
+    if value < least:
+      raise ConfigError(f"config.{field}={value} is out of range: it must be at least {least}.")
+  if not 0 < config.grid_low < config.grid_high:
+    raise ConfigError(f"config.grid_low={config.grid_low} and grid_high={config.grid_high} must satisfy 0 < grid_low < grid_high.")
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs the sweeps and joint learning of a study config; writes elbo_bias.json, elbo_bias.md and one PNG per sweep."""
-  for family in config.families:
-    elbo_bias.check_family(family)
+  validate(config)
   workdir = os.path.abspath(os.path.expanduser(workdir))
   tasks = [(parameter, value, seed) for parameter, values in config.sweeps.items() for value in values for seed in range(config.data_seeds)]
   sweeps: dict[str, dict[str, list]] = {}
