@@ -61,8 +61,9 @@ def check_judge(trained: judges.TrainedJudge, run: runs.Run, allow_weak_judge: b
         f"The judge in {trained.directory} scores under {judges.MINIMUM_ACCURACY:.0%} on real test videos for {weak}; "
         "train a stronger one, or pass --allow_weak_judge (the results then say so)."
     )
-  if (trained.info.get("variant") or "default") != (run.config.data.variant or "default"):
-    notes.append(f"the judge was trained on the {trained.info.get('variant') or 'default'} set of {trained.info['dataset']}, the run on {run.config.data.variant or 'default'}")
+  judge_variant, run_variant = trained.info.get("variant") or "default", run.config.data.variant or "default"
+  if judge_variant != run_variant:
+    notes.append(f"the judge was trained on the {judge_variant} set of {trained.info['dataset']}, the run on {run_variant}")
   if weak:
     notes.append(f"weak judge: test accuracy {weak} under {judges.MINIMUM_ACCURACY:.0%}")
   if tuple(trained.info["image_shape"]) != tuple(run.image_shape):
