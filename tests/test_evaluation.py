@@ -112,11 +112,13 @@ def test_evaluate_scores_a_dsa_quick_run_and_writes_results_per_step(built, tiny
   _, labels = report.load_labelled(config.data, "test", {"heads": [["action", 9]]}, 45)
   np.testing.assert_array_equal(videos["label_action"], labels["action"])
   assert os.path.isfile(os.path.join(out_dir, report.TABLE_FILE)) and os.path.isfile(os.path.join(out_dir, "swap_grid.gif"))
-  row = benchmark.measure(workdir, judge_dir, rounds=1, num_test_videos=20, allow_weak_judge=True)
-  assert (row["step"], row["test_videos"], row["rounds"]) == (4, 20, 1)
+  with pytest.raises(judges.JudgeError, match=r"The 20 test videos scored have no action of class \[1\]"):
+    report.evaluate_run(workdir, judge_dir, rounds=1, allow_weak_judge=True, num_test_videos=20)
+  row = benchmark.measure(workdir, judge_dir, rounds=1, num_test_videos=45, allow_weak_judge=True)
+  assert (row["step"], row["test_videos"], row["rounds"]) == (4, 45, 1)
   assert all(row[f"{part}_s"] > 0 for part in benchmark.PARTS) and row["total_s"] >= sum(row[f"{part}_s"] for part in benchmark.PARTS)
   lines = benchmark.table([row]).splitlines()
-  assert lines[0] == "| " + " | ".join(benchmark.HEADER) + " |" and lines[2].startswith(f"| {os.path.basename(workdir)} | 4 | 20 | 1 |")
+  assert lines[0] == "| " + " | ".join(benchmark.HEADER) + " |" and lines[2].startswith(f"| {os.path.basename(workdir)} | 4 | 45 | 1 |")
 
 
 def test_evaluate_scores_a_vdsm_quick_run_resized_to_the_judge(built, tiny_judge, tmp_path):  # noqa: F811

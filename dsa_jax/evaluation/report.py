@@ -71,6 +71,17 @@ def check_judge(trained: judges.TrainedJudge, run: runs.Run, allow_weak_judge: b
   return notes
 
 
+def check_balanced(trained: judges.TrainedJudge, labels: dict[str, np.ndarray]) -> None:
+  """Raises JudgeError when a dynamic head's class is missing from the test videos (its class-balanced set would be empty)."""
+  for head in protocols.head_roles(trained)[0]:
+    missing = sorted(set(range(trained.classes[head])) - set(np.asarray(labels[head]).tolist()))
+    if missing:
+      raise judges.JudgeError(
+          f"The {len(labels[head])} test videos scored have no {head} of class {missing}, so IS and H(y) have no "
+          "class-balanced set; score more of them (raise --num_test_videos, or leave it unset for all)."
+      )
+
+
 def markdown_table(results: dict[str, Any]) -> str:
   """results.json as a Markdown table of metric, mean and std."""
   lines = ["| group | metric | mean | std |", "|---|---|---|---|"]
@@ -98,6 +109,7 @@ def evaluate_run(
   trained = judges.load(judge_dir or judges.shipped(run.config.data.name))
   notes = check_judge(trained, run, allow_weak_judge)
   test_videos, test_labels = load_labelled(run.config.data, "test", trained.info, num_test_videos)
+  check_balanced(trained, test_labels)
   train_videos, train_labels = load_labelled(run.config.data, "train", trained.info, num_train_codes)
   key = jax.random.key(seed)
   seconds: dict[str, float] = {}
