@@ -14,6 +14,7 @@ import time
 
 from absl import app, flags, logging
 
+from benchmarks import tables
 from dsa_jax.evaluation import report
 
 FLAGS = flags.FLAGS
@@ -52,10 +53,7 @@ def measure(workdir: str, judge_dir: str | None, rounds: int, num_test_videos: i
 
 def table(rows: list[dict]) -> str:
   """Rows as a Markdown table in HEADER's order."""
-  lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-  for row in rows:
-    lines.append("| " + " | ".join(f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k]) for k in HEADER) + " |")
-  return "\n".join(lines)
+  return tables.markdown(HEADER, rows)
 
 
 def main(argv):

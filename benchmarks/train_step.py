@@ -24,6 +24,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from benchmarks import tables
 from dsa_jax import tasks, train
 from experiments import dsa_pendulum, vdsm_pendulum, vdsm_sprites
 
@@ -171,12 +172,9 @@ def main(argv):
   print(f"Train step on {device} (jax {jax.__version__}), {FLAGS.steps} timed steps after one warm-up")
   print(f"A 2048^3 f32 matmul runs at {matmul_gflops():.0f} GFLOP/s here.")
   print(f"Targets of VDSM's two stages on {platform}: {VDSM_TARGETS.get(platform, 'none')}")
-  print("| " + " | ".join(header) + " |")
-  print("|" + "---|" * len(header))
   for row in rows:
     row["target"] = target_verdict(row, platform)
-    cells = [f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k]) for k in header]
-    print("| " + " | ".join(cells) + " |")
+  print(tables.markdown(header, rows))
 
 
 if __name__ == "__main__":

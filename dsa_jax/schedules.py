@@ -8,7 +8,6 @@ lambda_s 1, tau 10. The public code's lambda_z for pretraining, a quadratic spli
 dips to 0.005 mid-training, is the `spline` option.
 """
 
-import io
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -76,12 +75,7 @@ def sequence_weights(step, stage: ml_collections.ConfigDict) -> Weights:
 
 def plot(config: ml_collections.ConfigDict, path: str) -> str:
   """Plots both stages' schedules over their steps to a PNG (cf. supplementary Figs. 1-2)."""
-  import matplotlib  # pylint: disable=import-outside-toplevel
-
-  matplotlib.use("Agg")
-  from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
-
-  figure, axes = pyplot.subplots(1, 2, figsize=(11, 4))
+  figure, axes = visualize.pyplot().subplots(1, 2, figsize=(11, 4))
   for axis, (title, stage, weights_at) in zip(
       axes,
       (("pretraining", config.vdsm_pretrain, pretrain_weights), ("sequence training", config.vdsm_sequence, sequence_weights)),
@@ -98,7 +92,4 @@ def plot(config: ml_collections.ConfigDict, path: str) -> str:
     axis.set_title(f"VDSM {title}")
     axis.legend()
   figure.tight_layout()
-  buffer = io.BytesIO()
-  figure.savefig(buffer, format="png", dpi=100)
-  pyplot.close(figure)
-  return visualize.write_atomically(path, buffer.getvalue())
+  return visualize.save_figure(figure, path, dpi=100)

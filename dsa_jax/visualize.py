@@ -64,6 +64,24 @@ def write_atomically(path: str, content: bytes) -> str:
   return path
 
 
+def pyplot():
+  """matplotlib's pyplot on the file-only Agg backend (imported on first use: plotting is optional at start-up)."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  return plt
+
+
+def save_figure(figure, path: str, dpi: int = 100) -> str:
+  """Writes a matplotlib figure to path as PNG, atomically, and closes it."""
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format="png", dpi=dpi)
+  pyplot().close(figure)
+  return write_atomically(path, buffer.getvalue())
+
+
 def save_png(image: np.ndarray, path: str, scale: int = 1) -> str:
   """Writes an [H, W, 3] image (nearest-neighbour upscaled) to path, atomically."""
   picture = Image.fromarray(to_uint8(image))

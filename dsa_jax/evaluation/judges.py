@@ -132,16 +132,18 @@ def select_checkpoint(workdir: str) -> tuple[Any, dict[int, dict[str, float]]]:
     steps = checkpointer.all_steps()
   finally:
     checkpointer.close()
-  scores = {step: accuracy(_as_judge(runs.restore(newest.directory, step)), newest.config.data, "validation") for step in steps}
+  candidates = {step: newest if step == newest.step else runs.restore(newest.directory, step) for step in steps}
+  scores = {step: accuracy(_as_judge(run), newest.config.data, "validation") for step, run in candidates.items()}
   best = max(steps, key=lambda step: (min(scores[step].values()), np.mean(list(scores[step].values())), step))
-  return (newest if best == newest.step else runs.restore(newest.directory, best)), scores
+  return candidates[best], scores
 
 
 def export(workdir: str, out_dir: str | None = None, train_seconds: float | None = None) -> dict[str, Any]:
   """Writes a trained judge run, at its checkpoint chosen on validation videos, as params.msgpack and judge.json (default: into the run)."""
   run, validation = select_checkpoint(workdir)
   out_dir = out_dir or run.directory
-  model_config = tasks.judge_model_config(run.config, run.image_shape)
+  trained = _as_judge(run)
+  model_config = trained.model.config
   content = flax.serialization.to_bytes(jax.device_get(run.params))
   info = {
       "dataset": run.config.data.name,
@@ -158,7 +160,7 @@ def export(workdir: str, out_dir: str | None = None, train_seconds: float | None
       "train_seconds": train_seconds,
       "validation_videos": run.config.data.get("validation_videos", 0),
       "validation_accuracy": {str(step): value for step, value in validation.items()},
-      "test_accuracy": accuracy(_as_judge(run), run.config.data, "test"),
+      "test_accuracy": accuracy(trained, run.config.data, "test"),
       "params_sha256": sha256(content),
   }
   visualize.write_atomically(os.path.join(out_dir, PARAMS_FILE), content)

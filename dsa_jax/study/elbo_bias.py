@@ -130,23 +130,24 @@ def mean_log_likelihood(theta: Theta, x: jax.Array) -> jax.Array:
   return jnp.mean(jax.vmap(functools.partial(linear_gaussian.kalman_log_likelihood, theta))(x))
 
 
-def _adam(fit: FitConfig) -> optax.GradientTransformation:
-  return optax.adam(optax.cosine_decay_schedule(fit.learning_rate, fit.num_steps, alpha=1e-3))
+def _maximise(objective, params, fit: FitConfig):
+  """params after fit.num_steps of Adam (cosine-decayed learning rate) ascending objective(params), under lax.scan."""
+  tx = optax.adam(optax.cosine_decay_schedule(fit.learning_rate, fit.num_steps, alpha=1e-3))
+
+  def step(carry, _):
+    params, opt_state = carry
+    grads = jax.grad(lambda p: -objective(p))(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), None
+
+  (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=fit.num_steps)
+  return params
 
 
 @functools.partial(jax.jit, static_argnames=("family", "fit"))
 def fit_encoder(family: str, theta: Theta, x: jax.Array, fit: FitConfig = FitConfig()) -> tuple[dict, jax.Array]:
   """The encoder of a family fitted to sequences x [N, T, D] with the decoder fixed at theta, and its mean ELBO."""
-  tx = _adam(fit)
-  phi = init_phi(family, *x.shape[1:])
-
-  def step(carry, _):
-    phi, opt_state = carry
-    value, grads = jax.value_and_grad(lambda p: -mean_elbo(family, p, theta, x))(phi)
-    updates, opt_state = tx.update(grads, opt_state, phi)
-    return (optax.apply_updates(phi, updates), opt_state), value
-
-  (phi, _), _ = jax.lax.scan(step, (phi, tx.init(phi)), None, length=fit.num_steps)
+  phi = _maximise(lambda p: mean_elbo(family, p, theta, x), init_phi(family, *x.shape[1:]), fit)
   return phi, mean_elbo(family, phi, theta, x)
 
 
@@ -189,34 +190,17 @@ def _log_theta(theta: Theta) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("family", "fit"))
 def fit_jointly(family: str, x: jax.Array, start: Theta, fit: FitConfig = FitConfig()) -> tuple[Theta, jax.Array]:
   """theta learned together with the encoder by gradient ascent on the mean ELBO of x [N, T, D], as a VAE trains; and that ELBO."""
-  tx = _adam(fit)
-  params = {"log_theta": _log_theta(start), "phi": init_phi(family, *x.shape[1:])}
 
   def objective(params):
-    return -mean_elbo(family, params["phi"], Theta(*jnp.exp(params["log_theta"])), x)
+    return mean_elbo(family, params["phi"], Theta(*jnp.exp(params["log_theta"])), x)
 
-  def step(carry, _):
-    params, opt_state = carry
-    grads = jax.grad(objective)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), None
-
-  (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=fit.num_steps)
-  return Theta(*jnp.exp(params["log_theta"])), -objective(params)
+  params = _maximise(objective, {"log_theta": _log_theta(start), "phi": init_phi(family, *x.shape[1:])}, fit)
+  return Theta(*jnp.exp(params["log_theta"])), objective(params)
 
 
 @functools.partial(jax.jit, static_argnames=("fit",))
 def fit_maximum_likelihood(x: jax.Array, start: Theta, fit: FitConfig = FitConfig()) -> tuple[Theta, jax.Array]:
   """The maximum-likelihood theta of x [N, T, D] by gradient ascent on the exact (Kalman) log-likelihood, and that mean log-likelihood."""
-  tx = _adam(fit)
-  log_theta = _log_theta(start)
-
-  def step(carry, _):
-    log_theta, opt_state = carry
-    grads = jax.grad(lambda v: -mean_log_likelihood(Theta(*jnp.exp(v)), x))(log_theta)
-    updates, opt_state = tx.update(grads, opt_state, log_theta)
-    return (optax.apply_updates(log_theta, updates), opt_state), None
-
-  (log_theta, _), _ = jax.lax.scan(step, (log_theta, tx.init(log_theta)), None, length=fit.num_steps)
+  log_theta = _maximise(lambda v: mean_log_likelihood(Theta(*jnp.exp(v)), x), _log_theta(start), fit)
   theta = Theta(*jnp.exp(log_theta))
   return theta, mean_log_likelihood(theta, x)

@@ -1,6 +1,5 @@
 """The ELBO-bias study end to end (`run`): the sweeps of Figs. 3-4, joint learning, their JSON, tables and plots."""
 
-import io
 import json
 import os
 import sys
@@ -96,13 +95,8 @@ def joint_table(joint_results: dict[str, Any]) -> list[str]:
 
 def plot(sweeps: dict[str, Any], path: str) -> str:
   """One panel per swept parameter and true value (the first data seed): the curves, both maximisers and the truth."""
-  import matplotlib  # pylint: disable=import-outside-toplevel
-
-  matplotlib.use("Agg")
-  from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
-
   panels = [(parameter, true_value, runs[0]) for parameter, by_value in sweeps.items() for true_value, runs in by_value.items()]
-  figure, axes = pyplot.subplots(len(panels), 1, figsize=(7, 3.2 * len(panels)), squeeze=False)
+  figure, axes = visualize.pyplot().subplots(len(panels), 1, figsize=(7, 3.2 * len(panels)), squeeze=False)
   for axis, (parameter, true_value, run) in zip(axes[:, 0], panels):
     axis.plot(run["grid"], run["log_likelihood"], color="black", linewidth=4, alpha=0.35, label="log p(x) (Kalman)")
     axis.axvline(run["maximiser"]["log_likelihood"], color="black", linestyle="--")
@@ -119,10 +113,7 @@ def plot(sweeps: dict[str, Any], path: str) -> str:
     axis.set_title(f"{parameter}, true {true_value} (dashed: maximisers)")
     axis.legend(fontsize=7)
   figure.tight_layout()
-  buffer = io.BytesIO()
-  figure.savefig(buffer, format="png", dpi=90)
-  pyplot.close(figure)
-  return visualize.write_atomically(path, buffer.getvalue())
+  return visualize.save_figure(figure, path, dpi=90)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
