@@ -1,14 +1,15 @@
 r"""Train-step speed and memory of each model at reference sizes; prints a table.
 
-  python -m benchmarks.train_step [--cases=dsa_notes,dsa_quick] [--steps=5]
+  python -m benchmarks.train_step [--cases=dsa_notes,dsa_quick] [--steps=5] [--dtypes=float32,bfloat16]
   python -m benchmarks.train_step --cases=vdsm_pendulum_pretrain,vdsm_pendulum_sequence --steps=2
 
-Each case runs in its own process so that its peak memory is its own. Reported: compile
+Every case runs in each compute dtype (config.train.compute_dtype), each in its own process so that its peak memory is its own. Reported: compile
 time, steps/s and sequences/s over timed steps after one warm-up step, the process's peak
 resident memory, and XLA's own estimate of the step's buffers (arguments + outputs not aliasing
 the donated arguments + temps). XLA's flop count of the step and the achieved rate, and the
 CPU seconds per step spent in user code and in the kernel (mostly zeroing freshly mapped pages
-of large intermediate buffers), show how close a step is to the machine's limits. The last
+of large intermediate buffers), show how close a step is to the machine's limits; matmul_fraction
+is the achieved rate over this machine's rate on one large matmul in the same dtype. The last
 column checks VDSM's two stages at the authors' settings against the targets (2 CPU cores:
 1 s/step and 4 GB; one GPU: 20 ms/step).
 """
@@ -31,7 +32,9 @@ from experiments import dsa_pendulum, vdsm_pendulum, vdsm_sprites
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", ["dsa_notes", "dsa_quick", "vdsm_pretrain", "vdsm_sequence"], "Cases to run.")
 flags.DEFINE_integer("steps", 5, "Timed steps per case.")
+flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Compute dtypes to time every case in.")
 flags.DEFINE_string("case", None, "Internal: run one case in this process and print JSON.")
+flags.DEFINE_string("dtype", "float32", "Internal: the compute dtype of --case.")
 
 
 def dsa_notes():
@@ -73,9 +76,10 @@ CASES = {
 }
 
 
-def measure(name: str, steps: int) -> dict:
-  """Compiles and times one case's train step on random frames."""
+def measure(name: str, steps: int, dtype: str = "float32") -> dict:
+  """Compiles and times one case's train step on random frames in compute dtype `dtype`."""
   config, stage_name = CASES[name]()
+  config.train.compute_dtype = dtype
   image_size = config.data.image_size or 64
   image_shape = (image_size, image_size, 3)
   if stage_name is not None:
@@ -113,6 +117,7 @@ def measure(name: str, steps: int) -> dict:
   params = sum(leaf.size for leaf in jax.tree.leaves(state.params))
   return {
       "case": name,
+      "dtype": dtype,
       "batch": f"{batch_size}x{num_frames}x{image_size}^2",
       "params_M": params / 1e6,
       "compile_s": compile_seconds,
@@ -137,10 +142,10 @@ def target_verdict(row: dict, platform: str) -> str:
   return "missed: " + ", ".join(missed) if missed else "met"
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-  """This machine's f32 rate on one large square matmul: the practical ceiling of a train step."""
-  a = jax.random.normal(jax.random.key(0), (size, size))
-  product = jax.jit(lambda a: a @ a)
+def matmul_gflops(dtype: str = "float32", size: int = 2048, repeats: int = 5) -> float:
+  """This machine's rate on one large square matmul with `dtype` operands (float32 accumulation): a step's ceiling."""
+  a = jax.random.normal(jax.random.key(0), (size, size)).astype(dtype)
+  product = jax.jit(lambda a: jax.lax.dot(a, a, preferred_element_type=jax.numpy.float32))
   jax.block_until_ready(product(a))
   started = time.perf_counter()
   for _ in range(repeats):
@@ -152,27 +157,29 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
 def main(argv):
   del argv
   if FLAGS.case:
-    print(json.dumps(measure(FLAGS.case, FLAGS.steps)))
+    print(json.dumps(measure(FLAGS.case, FLAGS.steps, FLAGS.dtype)))
     return
   rows = []
   for name in FLAGS.cases:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.train_step", f"--case={name}", f"--steps={FLAGS.steps}"],
-        capture_output=True, text=True, check=False,
-    )
-    if result.returncode:
-      raise RuntimeError(f"Case {name} failed:\n{result.stderr[-3000:]}")
-    rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    for dtype in FLAGS.dtypes:
+      command = [sys.executable, "-m", "benchmarks.train_step", f"--case={name}", f"--steps={FLAGS.steps}", f"--dtype={dtype}"]
+      result = subprocess.run(command, capture_output=True, text=True, check=False)
+      if result.returncode:
+        raise RuntimeError(f"Case {name} in {dtype} failed:\n{result.stderr[-3000:]}")
+      rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
   platform = jax.devices()[0].platform
   device = f"{platform} x{jax.device_count()}"
   header = [
-      "case", "batch", "params_M", "compile_s", "s_per_step", "steps_per_s", "sequences_per_s", "GFLOP_per_step",
-      "GFLOP_per_s", "user_cpu_s_per_step", "kernel_cpu_s_per_step", "peak_rss_GB", "xla_buffers_GB", "target",
+      "case", "dtype", "batch", "params_M", "compile_s", "s_per_step", "steps_per_s", "sequences_per_s", "GFLOP_per_step",
+      "GFLOP_per_s", "matmul_fraction", "user_cpu_s_per_step", "kernel_cpu_s_per_step", "peak_rss_GB", "xla_buffers_GB",
+      "target",
   ]
   print(f"Train step on {device} (jax {jax.__version__}), {FLAGS.steps} timed steps after one warm-up")
-  print(f"A 2048^3 f32 matmul runs at {matmul_gflops():.0f} GFLOP/s here.")
+  ceilings = {dtype: matmul_gflops(dtype) for dtype in FLAGS.dtypes}
+  print("A 2048^3 matmul runs here at " + ", ".join(f"{rate:.0f} GFLOP/s in {dtype}" for dtype, rate in ceilings.items()) + ".")
   print(f"Targets of VDSM's two stages on {platform}: {VDSM_TARGETS.get(platform, 'none')}")
   for row in rows:
+    row["matmul_fraction"] = row["GFLOP_per_s"] / ceilings[row["dtype"]]
     row["target"] = target_verdict(row, platform)
   print(tables.markdown(header, rows))
 

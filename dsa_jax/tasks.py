@@ -81,7 +81,7 @@ def stage_dir(workdir: str, stage_name: str | None) -> str:
 
 def dsa_model_config(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> dsa.DSAConfig:
   """The typed DSA architecture from config.dsa and the dataset's frame shape."""
-  return dsa.DSAConfig(image_shape=tuple(image_shape), **config.dsa.to_dict())
+  return dsa.DSAConfig(image_shape=tuple(image_shape), compute_dtype=config.train.get("compute_dtype", "float32"), **config.dsa.to_dict())
 
 
 def dsa_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
@@ -122,7 +122,8 @@ def judge_model_config(config: ml_collections.ConfigDict, image_shape: tuple[int
   return judge.JudgeConfig(
       image_shape=tuple(image_shape), heads=tuple((name, int(classes)) for name, classes in config.judge.heads),
       channels=tuple(config.judge.channels), feature_size=config.judge.feature_size, lstm_size=config.judge.lstm_size,
-      normalization=config.judge.get("normalization", "layer"),
+      normalization=config.judge.get("normalization", "layer"), pooled_heads=tuple(config.judge.get("pooled_heads", ())),
+      compute_dtype=config.train.get("compute_dtype", "float32"),
   )
 
 
@@ -157,7 +158,7 @@ def vdsm_model_config(config: ml_collections.ConfigDict, image_shape: tuple[int,
   fields = {name: value for name, value in config.vdsm.to_dict().items() if name != "group_size"}
   fields["encoder_channels"] = tuple(fields["encoder_channels"])
   fields["decoder_channels"] = tuple(fields["decoder_channels"])
-  return vdsm.VDSMConfig(image_shape=tuple(image_shape), **fields)
+  return vdsm.VDSMConfig(image_shape=tuple(image_shape), compute_dtype=config.train.get("compute_dtype", "float32"), **fields)
 
 
 def vdsm_labels(params: Params, stage: str) -> Params:

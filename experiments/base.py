@@ -83,6 +83,7 @@ def get_config() -> config_dict.ConfigDict:
   config.judge.feature_size = 128
   config.judge.lstm_size = 128
   config.judge.normalization = "layer"  # after each conv: "layer" (per position) or "group" (per frame, for sparse frames)
+  config.judge.pooled_heads = ()  # heads reading the time-mean of the bi-LSTM outputs (not its end states)
 
   config.loss = config_dict.ConfigDict()
   config.loss.beta_f = 1.0
@@ -94,6 +95,7 @@ def get_config() -> config_dict.ConfigDict:
   config.train.batch_size = config_dict.placeholder(int)
   config.train.learning_rate = config_dict.placeholder(float)
   config.train.grad_clip_norm = config_dict.placeholder(float)
+  config.train.compute_dtype = "float32"  # or "bfloat16": activations and matmul/conv operands; params, optimizer and losses stay float32
   config.train.log_every = 50
   config.train.image_every = 1000
   config.train.checkpoint_every = 1000

@@ -1,5 +1,6 @@
 """The train-step benchmark runs and its table reports each case against the targets."""
 
+import re
 import subprocess
 import sys
 
@@ -18,15 +19,18 @@ def test_target_verdicts_name_what_misses():
   assert train_step.target_verdict({**row, "case": "dsa_quick"}, "cpu") == ""
 
 
-def test_benchmark_prints_a_row_per_case():
+def test_benchmark_prints_a_row_per_case_and_dtype():
   result = subprocess.run(
-      [sys.executable, "-m", "benchmarks.train_step", "--cases=dsa_quick", "--steps=1"],
+      [sys.executable, "-m", "benchmarks.train_step", "--cases=dsa_quick", "--steps=1", "--dtypes=float32,bfloat16"],
       cwd=REPO, capture_output=True, text=True, check=True,
   )
+  assert re.search(r"A 2048\^3 matmul runs here at \d+ GFLOP/s in float32, \d+ GFLOP/s in bfloat16\.", result.stdout)
   table = [line for line in result.stdout.splitlines() if line.startswith("|")]
   header = [cell.strip() for cell in table[0].strip("|").split("|")]
-  row = dict(zip(header, (cell.strip() for cell in table[2].strip("|").split("|"))))
-  assert len(table) == 3 and len(row) == len(header) == 14
-  assert row["case"] == "dsa_quick" and row["batch"] == "8x8x16^2" and row["target"] == ""
-  assert float(row["s_per_step"]) > 0 and float(row["GFLOP_per_step"]) > 0 and float(row["peak_rss_GB"]) > 0
-  assert abs(float(row["sequences_per_s"]) - 8 / float(row["s_per_step"])) <= 0.01 * float(row["sequences_per_s"])
+  rows = [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in table[2:]]
+  assert len(table) == 4 and len(header) == 16 and [row["dtype"] for row in rows] == ["float32", "bfloat16"]
+  for row in rows:
+    assert row["case"] == "dsa_quick" and row["batch"] == "8x8x16^2" and row["target"] == ""
+    assert float(row["s_per_step"]) > 0 and float(row["GFLOP_per_step"]) > 0 and float(row["peak_rss_GB"]) > 0
+    assert abs(float(row["sequences_per_s"]) - 8 / float(row["s_per_step"])) <= 0.01 * float(row["sequences_per_s"])
+    assert 0 < float(row["matmul_fraction"]) < 1.5

@@ -2,7 +2,8 @@
 
 A per-frame conv encoder (stride-2 convolutions to 4x4, then a dense feature) feeds a
 bi-LSTM; its last forward and first backward states are the penultimate features (for the
-judge's Frechet distance), and each head reads them.
+judge's Frechet distance), and each head reads them, except the pooled heads, which read the
+time-mean of the bi-LSTM's per-step outputs (so every frame's features get the head's gradient).
 """
 
 import dataclasses
@@ -32,8 +33,11 @@ class JudgeConfig:
   feature_size: int = 128
   lstm_size: int = 128
   normalization: str = "layer"  # per position over channels; "group": over each frame's whole feature map
+  pooled_heads: tuple[str, ...] = ()  # heads reading the time-mean of the per-step bi-LSTM outputs
+  compute_dtype: str = "float32"  # activations and matmul/conv operands; params and logits stay float32
 
   def __post_init__(self):
+    layers.compute_dtype(self.compute_dtype)
     if self.normalization not in NORMALIZATIONS:
       raise ValueError(f"Unknown judge normalization {self.normalization!r}; choose from {sorted(NORMALIZATIONS)}.")
     steps = layers.num_resolution_steps(self.image_shape[0])
@@ -41,6 +45,9 @@ class JudgeConfig:
       raise ValueError(f"{self.image_shape[0]}x{self.image_shape[0]} frames need {steps} judge channels; got {self.channels}.")
     if not self.heads:
       raise ValueError("A judge needs at least one head (label name, number of classes).")
+    unknown = set(self.pooled_heads) - {name for name, _ in self.heads}
+    if unknown:
+      raise ValueError(f"Pooled judge heads {sorted(unknown)} are not among its heads {[name for name, _ in self.heads]}.")
 
 
 class JudgeOutput(NamedTuple):
@@ -58,17 +65,23 @@ class Judge(nn.Module):
   @nn.compact
   def __call__(self, videos: jax.Array) -> JudgeOutput:
     layers.check_videos(videos, self.config.image_shape)
+    dtype = layers.compute_dtype(self.config.compute_dtype)
     batch, time = videos.shape[:2]
     hidden = videos.reshape(batch * time, *videos.shape[2:])  # [B*T, H, W, C]
     for i, channels in enumerate(self.config.channels):
-      hidden = nn.Conv(channels, (4, 4), strides=2, kernel_init=layers.relu_init, name=f"conv_{i}")(hidden)
-      hidden = NORMALIZATIONS[self.config.normalization](name=f"norm_{i}")(hidden)
+      hidden = nn.Conv(channels, (4, 4), strides=2, kernel_init=layers.relu_init, dtype=dtype, name=f"conv_{i}")(hidden)
+      hidden = NORMALIZATIONS[self.config.normalization](dtype=dtype, name=f"norm_{i}")(hidden)
       hidden = nn.leaky_relu(hidden, 0.2)
     hidden = hidden.reshape(batch, time, -1)  # [B, T, 4 * 4 * channels]
-    frames = nn.leaky_relu(nn.Dense(self.config.feature_size, name="frame_feature")(hidden), 0.2)  # [B, T, F]
-    _, forward_last, backward_first = layers.BiLSTM(self.config.lstm_size, name="rnn")(frames)
+    frames = nn.leaky_relu(nn.Dense(self.config.feature_size, dtype=dtype, name="frame_feature")(hidden), 0.2)  # [B, T, F]
+    outputs, forward_last, backward_first = layers.BiLSTM(self.config.lstm_size, dtype, name="rnn")(frames)  # [B, T, 2L]
     features = jnp.concatenate([forward_last, backward_first], axis=-1)  # [B, 2L]
-    logits = {name: nn.Dense(classes, name=f"head_{name}")(features) for name, classes in self.config.heads}
+    pooled = outputs.mean(axis=1)  # [B, 2L]
+    logits = {
+        name: nn.Dense(classes, dtype=dtype, name=f"head_{name}")(pooled if name in self.config.pooled_heads else features)
+        .astype(jnp.float32)
+        for name, classes in self.config.heads
+    }
     return JudgeOutput(logits, features)
 
 

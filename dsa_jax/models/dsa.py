@@ -7,6 +7,7 @@ Inference: q(f | x_1:T) by a bi-LSTM; q(z | x) `factorised` (q(z_t | x_t)) or `f
 """
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -36,8 +37,10 @@ class DSAConfig:
   likelihood: str = "bernoulli"
   gaussian_scale: float = 1.0
   posterior_init_log_scale: float = 0.0  # initial log-scale of q(f) and q(z) (< 0: less noise)
+  compute_dtype: str = "float32"  # activations and matmul/conv operands; params, distributions and losses stay float32
 
   def __post_init__(self):
+    layers.compute_dtype(self.compute_dtype)
     for field, value, choices in (
         ("posterior", self.posterior, POSTERIORS),
         ("prior", self.prior, PRIORS),
@@ -66,10 +69,11 @@ class DSAOutput(NamedTuple):
 
 
 class GaussianHead(nn.Module):
-  """Dense layer to a diagonal Gaussian; the log-scale half's bias starts at init_log_scale."""
+  """Dense layer to a float32 diagonal Gaussian; the log-scale half's bias starts at init_log_scale."""
 
   features: int
   init_log_scale: float = 0.0
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, inputs: jax.Array) -> dist.Gaussian:
@@ -77,7 +81,8 @@ class GaussianHead(nn.Module):
       del key
       return jnp.concatenate([jnp.zeros(shape[0] // 2, dtype), jnp.full(shape[0] // 2, self.init_log_scale, dtype)])
 
-    return dist.gaussian_from_raw(nn.Dense(2 * self.features, bias_init=bias_init, name="dense")(inputs))
+    raw = nn.Dense(2 * self.features, bias_init=bias_init, dtype=self.dtype, name="dense")(inputs)
+    return dist.gaussian_from_raw(raw.astype(jnp.float32))
 
 
 class StaticPosterior(nn.Module):
@@ -86,12 +91,13 @@ class StaticPosterior(nn.Module):
   dim_f: int
   hidden_size: int
   init_log_scale: float = 0.0
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, features: jax.Array) -> dist.Gaussian:
-    _, forward_last, backward_first = layers.BiLSTM(self.hidden_size, name="rnn")(features)
+    _, forward_last, backward_first = layers.BiLSTM(self.hidden_size, self.dtype, name="rnn")(features)
     summary = jnp.concatenate([forward_last, backward_first], axis=-1)  # [B, 2H]
-    return GaussianHead(self.dim_f, self.init_log_scale, name="head")(summary)  # [B, F]
+    return GaussianHead(self.dim_f, self.init_log_scale, self.dtype, name="head")(summary)  # [B, F]
 
 
 class FactorisedPosterior(nn.Module):
@@ -100,12 +106,13 @@ class FactorisedPosterior(nn.Module):
   dim_z: int
   hidden_size: int
   init_log_scale: float = 0.0
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, features: jax.Array, f: jax.Array) -> dist.Gaussian:
     del f  # the factorised posterior does not see the static code
-    hidden = nn.relu(nn.Dense(self.hidden_size, name="hidden")(features))  # [B, T, H]
-    return GaussianHead(self.dim_z, self.init_log_scale, name="head")(hidden)  # [B, T, Z]
+    hidden = nn.relu(nn.Dense(self.hidden_size, dtype=self.dtype, name="hidden")(features))  # [B, T, H]
+    return GaussianHead(self.dim_z, self.init_log_scale, self.dtype, name="head")(hidden)  # [B, T, Z]
 
 
 class FullPosterior(nn.Module):
@@ -114,15 +121,17 @@ class FullPosterior(nn.Module):
   dim_z: int
   hidden_size: int
   init_log_scale: float = 0.0
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, features: jax.Array, f: jax.Array) -> dist.Gaussian:
-    time = features.shape[1]
-    f_per_step = jnp.broadcast_to(f[:, None, :], (f.shape[0], time, f.shape[-1]))  # [B, T, F]
+    batch, time = features.shape[:2]
+    f_per_step = jnp.broadcast_to(f[:, None, :], (batch, time, f.shape[-1])).astype(features.dtype)  # [B, T, F]
     inputs = jnp.concatenate([features, f_per_step], axis=-1)
-    bidirectional, _, _ = layers.BiLSTM(self.hidden_size, name="birnn")(inputs)  # [B, T, 2H]
-    forward = nn.RNN(nn.SimpleCell(self.hidden_size, name="rnn"))(bidirectional)  # [B, T, H]
-    return GaussianHead(self.dim_z, self.init_log_scale, name="head")(forward)  # [B, T, Z]
+    bidirectional, _, _ = layers.BiLSTM(self.hidden_size, self.dtype, name="birnn")(inputs)  # [B, T, 2H]
+    rnn = nn.RNN(nn.SimpleCell(self.hidden_size, dtype=self.dtype, name="rnn"))
+    forward = rnn(bidirectional, initial_carry=jnp.zeros((batch, self.hidden_size), self.dtype))  # [B, T, H]
+    return GaussianHead(self.dim_z, self.init_log_scale, self.dtype, name="head")(forward)  # [B, T, Z]
 
 
 LSTMState = tuple[jax.Array, jax.Array]  # (cell, hidden), each [B, H]
@@ -133,11 +142,13 @@ class LSTMPriorCell(nn.Module):
 
   dim_z: int
   hidden_size: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, state: LSTMState, z: jax.Array) -> tuple[LSTMState, dist.Gaussian]:
-    state, hidden = nn.OptimizedLSTMCell(self.hidden_size, name="lstm")(state, z)
-    return state, dist.gaussian_from_raw(nn.Dense(2 * self.dim_z, name="head")(hidden))
+    state, hidden = nn.OptimizedLSTMCell(self.hidden_size, dtype=self.dtype, name="lstm")(state, z)
+    raw = nn.Dense(2 * self.dim_z, dtype=self.dtype, name="head")(hidden)
+    return state, dist.gaussian_from_raw(raw.astype(jnp.float32))
 
 
 class StablePriorCell(nn.Module):
@@ -145,16 +156,20 @@ class StablePriorCell(nn.Module):
 
   dim_z: int
   hidden_size: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, state: LSTMState, z: jax.Array) -> tuple[LSTMState, dist.Gaussian]:
+    dense = functools.partial(nn.Dense, dtype=self.dtype)
     cell, hidden = state
-    cell_in = jnp.tanh(nn.Dense(self.hidden_size, name="mlp1")(jnp.concatenate([z, cell], -1)))
-    lstm_input = jnp.tanh(nn.Dense(self.hidden_size, name="mlp2")(z))
-    hidden_in = jnp.tanh(nn.Dense(self.hidden_size, name="mlp3")(jnp.concatenate([z, hidden], -1)))
-    state, hidden = nn.LSTMCell(self.hidden_size, name="lstm")((cell_in, hidden_in), lstm_input)
-    hidden = jnp.tanh(nn.Dense(self.hidden_size, name="mlp4_hidden")(hidden))
-    return state, dist.gaussian_from_raw(nn.Dense(2 * self.dim_z, name="mlp4_out")(hidden))
+    cell_in = jnp.tanh(dense(self.hidden_size, name="mlp1")(jnp.concatenate([z, cell], -1)))
+    lstm_input = jnp.tanh(dense(self.hidden_size, name="mlp2")(z))
+    hidden_in = jnp.tanh(dense(self.hidden_size, name="mlp3")(jnp.concatenate([z, hidden], -1)))
+    state, hidden = nn.LSTMCell(self.hidden_size, dtype=self.dtype, name="lstm")((cell_in, hidden_in), lstm_input)
+    hidden = jnp.tanh(dense(self.hidden_size, name="mlp4_hidden")(hidden))
+    raw = dense(2 * self.dim_z, name="mlp4_out")(hidden)
+    state = jax.tree.map(lambda part: part.astype(jnp.float32), state)  # the scan carries float32 state
+    return state, dist.gaussian_from_raw(raw.astype(jnp.float32))
 
 
 def _stack_gaussians(first: dist.Gaussian, rest: dist.Gaussian) -> dist.Gaussian:
@@ -188,10 +203,11 @@ class DynamicsPrior(nn.Module):
   kind: str
   dim_z: int
   hidden_size: int
+  dtype: jnp.dtype = jnp.float32
 
   def setup(self):
     cell_class = StablePriorCell if self.kind == "stable" else LSTMPriorCell
-    self.cell = cell_class(self.dim_z, self.hidden_size)
+    self.cell = cell_class(self.dim_z, self.hidden_size, self.dtype)
 
   def initial_state(self, batch_size: int) -> LSTMState:
     """Zero LSTM state."""
@@ -274,12 +290,13 @@ class DSA(nn.Module):
 
   def setup(self):
     config = self.config
-    self.frame_encoder = layers.FrameEncoder(config.num_channels, config.dim_hidden)
-    self.static_posterior = StaticPosterior(config.dim_f, config.dim_h, config.posterior_init_log_scale)
+    dtype = layers.compute_dtype(config.compute_dtype)
+    self.frame_encoder = layers.FrameEncoder(config.num_channels, config.dim_hidden, dtype)
+    self.static_posterior = StaticPosterior(config.dim_f, config.dim_h, config.posterior_init_log_scale, dtype)
     posterior_class = FactorisedPosterior if config.posterior == "factorised" else FullPosterior
-    self.dynamic_posterior = posterior_class(config.dim_z, config.dim_h, config.posterior_init_log_scale)
-    self.prior = DynamicsPrior(config.prior, config.dim_z, config.dim_h)
-    self.decoder = layers.FrameDecoder(config.num_channels, config.dim_hidden, config.image_shape)
+    self.dynamic_posterior = posterior_class(config.dim_z, config.dim_h, config.posterior_init_log_scale, dtype)
+    self.prior = DynamicsPrior(config.prior, config.dim_z, config.dim_h, dtype)
+    self.decoder = layers.FrameDecoder(config.num_channels, config.dim_hidden, config.image_shape, dtype)
 
   def encode(
       self, videos: jax.Array, sample: bool = True

@@ -9,6 +9,16 @@ import jax.numpy as jnp
 import numpy as np
 
 
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(name: str) -> jnp.dtype:
+  """The dtype of activations and matmul/conv operands called `name` ("float32" or "bfloat16")."""
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f"Unknown compute dtype {name!r}; choose from {sorted(COMPUTE_DTYPES)} (config.train.compute_dtype).")
+  return COMPUTE_DTYPES[name]
+
+
 def num_resolution_steps(image_size: int, base: int = 4) -> int:
   """How many stride-2 steps take a square `base` x `base` map to `image_size`."""
   steps = math.log2(image_size / base) if image_size >= base else -1
@@ -32,16 +42,17 @@ class FrameEncoder(nn.Module):
 
   num_channels: int
   feature_size: int
+  dtype: jnp.dtype = jnp.float32  # of the activations and the operands of every conv and matmul
 
   @nn.compact
   def __call__(self, frames: jax.Array) -> jax.Array:
     num_frames, height = frames.shape[0], frames.shape[1]
-    conv = functools.partial(nn.Conv, self.num_channels, (3, 3), kernel_init=relu_init)
+    conv = functools.partial(nn.Conv, self.num_channels, (3, 3), kernel_init=relu_init, dtype=self.dtype)
     hidden = nn.relu(conv(name="conv_in")(frames))  # [N, H, W, nC]
     for i in range(num_resolution_steps(height)):
       hidden = nn.relu(conv(strides=2, name=f"down_{i}")(hidden))  # halves H and W
     hidden = hidden.reshape(num_frames, -1)  # [N, 4 * 4 * nC]
-    return nn.relu(nn.Dense(self.feature_size, kernel_init=relu_init, name="dense")(hidden))
+    return nn.relu(nn.Dense(self.feature_size, kernel_init=relu_init, dtype=self.dtype, name="dense")(hidden))
 
 
 # Kernel-3, stride-2 transposed convolution, phase by phase: output row 2j takes taps
@@ -57,7 +68,7 @@ def _phase_kernel(kernel: jax.Array) -> jax.Array:
       for window_row, tap_row in row_taps.items():
         for window_col, tap_col in col_taps.items():
           selection[window_row, window_col, tap_row, tap_col, row_phase, col_phase] = 1.0
-  phases = jnp.einsum("rcuvab,uvio->rciabo", selection, kernel)  # [2, 2, I, 2, 2, O]
+  phases = jnp.einsum("rcuvab,uvio->rciabo", selection.astype(kernel.dtype), kernel)  # [2, 2, I, 2, 2, O]
   return phases.reshape(2, 2, kernel.shape[2], 4 * kernel.shape[3])
 
 
@@ -71,38 +82,42 @@ class ConvTranspose2x(nn.Module):
 
   features: int
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, inputs: jax.Array) -> jax.Array:
     batch, height, width, in_features = inputs.shape
     kernel = self.param("kernel", self.kernel_init, (3, 3, in_features, self.features), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-    padded = jnp.pad(inputs, ((0, 0), (1, 0), (1, 0), (0, 0)))  # window rows/cols (j-1, j)
+    padded = jnp.pad(inputs.astype(self.dtype), ((0, 0), (1, 0), (1, 0), (0, 0)))  # window rows/cols (j-1, j)
     phases = jax.lax.conv_general_dilated(
-        padded, _phase_kernel(kernel), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        padded, _phase_kernel(kernel.astype(self.dtype)), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
     )  # [N, H, W, 4*O]
     phases = phases.reshape(batch, height, width, 2, 2, self.features)
     outputs = phases.transpose(0, 1, 3, 2, 4, 5).reshape(batch, 2 * height, 2 * width, self.features)
-    return outputs + bias
+    return outputs + bias.astype(self.dtype)
 
 
 class FrameDecoder(nn.Module):
-  """MLP then deconvs 4 -> 8 -> ... -> H: [N, D] -> pixel logits [N, H, W, C]."""
+  """MLP then deconvs 4 -> 8 -> ... -> H: [N, D] -> float32 pixel logits [N, H, W, C]."""
 
   num_channels: int
   hidden_size: int
   image_shape: tuple[int, int, int]
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, latents: jax.Array) -> jax.Array:
     height, _, channels = self.image_shape
-    hidden = nn.relu(nn.Dense(self.hidden_size, kernel_init=relu_init, name="dense_0")(latents))
-    hidden = nn.relu(nn.Dense(4 * 4 * self.num_channels, kernel_init=relu_init, name="dense_1")(hidden))
+    dense = functools.partial(nn.Dense, kernel_init=relu_init, dtype=self.dtype)
+    hidden = nn.relu(dense(self.hidden_size, name="dense_0")(latents))
+    hidden = nn.relu(dense(4 * 4 * self.num_channels, name="dense_1")(hidden))
     hidden = hidden.reshape(-1, 4, 4, self.num_channels)  # [N, 4, 4, nC]
     for i in range(num_resolution_steps(height)):
-      hidden = ConvTranspose2x(self.num_channels, relu_init_conv_transpose_2x, name=f"up_{i}")(hidden)
+      hidden = ConvTranspose2x(self.num_channels, relu_init_conv_transpose_2x, self.dtype, name=f"up_{i}")(hidden)
       hidden = nn.relu(hidden)  # [N, 2h, 2w, nC]
-    return nn.ConvTranspose(channels, (3, 3), name="conv_out")(hidden)  # [N, H, W, C]
+    logits = nn.ConvTranspose(channels, (3, 3), dtype=self.dtype, name="conv_out")(hidden)  # [N, H, W, C]
+    return logits.astype(jnp.float32)
 
 
 def apply_per_frame(module: nn.Module, videos: jax.Array) -> jax.Array:
@@ -116,12 +131,13 @@ class BiLSTM(nn.Module):
   """Bidirectional LSTM over [B, T, D] returning per-step outputs and both final states."""
 
   hidden_size: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, inputs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    forward = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size, name="forward"), return_carry=True)
+    forward = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size, dtype=self.dtype, name="forward"), return_carry=True)
     backward = nn.RNN(
-        nn.OptimizedLSTMCell(self.hidden_size, name="backward"),
+        nn.OptimizedLSTMCell(self.hidden_size, dtype=self.dtype, name="backward"),
         return_carry=True,
         reverse=True,
         keep_order=True,

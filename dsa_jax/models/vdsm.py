@@ -9,6 +9,7 @@ pose locs -> q(d); an LSTM decoder from d and a combiner -> q(z_t | z_t-1, d, x)
 """
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -37,8 +38,10 @@ class VDSMConfig:
   encoder_channels: tuple[int, ...] = (32, 32, 64, 64, 256)
   decoder_channels: tuple[int, ...] = (512, 256, 128, 64)
   encoder_negative_slope: float = 0.01  # the public code's LeakyReLU(True) has slope 1
+  compute_dtype: str = "float32"  # activations and matmul/conv operands; params, distributions and losses stay float32
 
   def __post_init__(self):
+    layers.compute_dtype(self.compute_dtype)
     height, width, _ = self.image_shape
     if height != width:
       raise ValueError(f"VDSM needs square frames; got image_shape={self.image_shape}.")
@@ -87,13 +90,14 @@ def softplus_scale(raw: jax.Array) -> jax.Array:
 
 
 class GaussianDense(nn.Module):
-  """Dense -> (loc, softplus scale)."""
+  """Dense -> float32 (loc, softplus scale)."""
 
   features: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, inputs: jax.Array) -> dist.Gaussian:
-    raw = nn.Dense(2 * self.features, name="dense")(inputs)
+    raw = nn.Dense(2 * self.features, dtype=self.dtype, name="dense")(inputs).astype(jnp.float32)
     loc, scale = jnp.split(raw, 2, axis=-1)
     return dist.Gaussian(loc, softplus_scale(scale))
 
@@ -103,23 +107,25 @@ class IdentityHead(nn.Module):
 
   dim_s: int
   hidden: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, features: jax.Array) -> dist.Gaussian:
-    hidden = nn.leaky_relu(nn.Dense(self.hidden, name="hidden")(features))
-    return GaussianDense(self.dim_s, name="out")(hidden)
+    hidden = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype, name="hidden")(features))
+    return GaussianDense(self.dim_s, self.dtype, name="out")(hidden)
 
 
 class StaticFactor(nn.Module):
   """f_s: the averaged identity encoding -> q(s) (loc: FC + LReLU, scale: FC + softplus)."""
 
   dim_s: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, mean_identity: dist.Gaussian) -> dist.Gaussian:
-    loc = nn.leaky_relu(nn.Dense(self.dim_s, name="loc")(mean_identity.loc))
-    scale = softplus_scale(nn.Dense(self.dim_s, name="scale")(mean_identity.scale))
-    return dist.Gaussian(loc, scale)
+    loc = nn.leaky_relu(nn.Dense(self.dim_s, dtype=self.dtype, name="loc")(mean_identity.loc))
+    scale = softplus_scale(nn.Dense(self.dim_s, dtype=self.dtype, name="scale")(mean_identity.scale).astype(jnp.float32))
+    return dist.Gaussian(loc.astype(jnp.float32), scale)
 
 
 class StackedBiLSTM(nn.Module):
@@ -127,13 +133,14 @@ class StackedBiLSTM(nn.Module):
 
   hidden_size: int
   num_layers: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, inputs: jax.Array) -> jax.Array:
     finals = []
     hidden = inputs
     for i in range(self.num_layers):
-      hidden, forward_last, backward_first = layers.BiLSTM(self.hidden_size, name=f"layer_{i}")(hidden)
+      hidden, forward_last, backward_first = layers.BiLSTM(self.hidden_size, self.dtype, name=f"layer_{i}")(hidden)
       finals += [forward_last, backward_first]
     return jnp.concatenate(finals, axis=-1)  # [B, 2 * layers * H]
 
@@ -143,13 +150,14 @@ class DecoderCell(nn.Module):
 
   hidden_size: int
   num_layers: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, carry, _):
     states, previous_output = carry
     inputs, new_states = previous_output, []
     for i, state in enumerate(states):
-      state, inputs = nn.OptimizedLSTMCell(self.hidden_size, name=f"lstm_{i}")(state, inputs)
+      state, inputs = nn.OptimizedLSTMCell(self.hidden_size, dtype=self.dtype, name=f"lstm_{i}")(state, inputs)
       new_states.append(state)
     return (tuple(new_states), inputs), inputs
 
@@ -160,11 +168,12 @@ class Seq2Seq(nn.Module):
   dim_d: int
   hidden_size: int
   num_layers: int
+  dtype: jnp.dtype = jnp.float32
 
   def setup(self):
-    self.encoder = StackedBiLSTM(self.hidden_size, self.num_layers)
-    self.d_head = GaussianDense(self.dim_d)
-    self.initial_state = nn.Dense(2 * self.num_layers * self.hidden_size)
+    self.encoder = StackedBiLSTM(self.hidden_size, self.num_layers, self.dtype)
+    self.d_head = GaussianDense(self.dim_d, self.dtype)
+    self.initial_state = nn.Dense(2 * self.num_layers * self.hidden_size, dtype=self.dtype)
     self.first_input = self.param("first_input", nn.initializers.zeros_init(), (self.hidden_size,))
     self.decoder = nn.scan(
         DecoderCell,
@@ -172,7 +181,7 @@ class Seq2Seq(nn.Module):
         split_rngs={"params": False},
         in_axes=0,
         out_axes=1,
-    )(self.hidden_size, self.num_layers)
+    )(self.hidden_size, self.num_layers, self.dtype)
 
   def infer_d(self, pose_loc: jax.Array) -> dist.Gaussian:
     """q(d | x) [B, D] from the final states of the bi-LSTM over pose locs [B, T, Z]."""
@@ -181,7 +190,7 @@ class Seq2Seq(nn.Module):
   def decode(self, d: jax.Array, num_frames: int) -> jax.Array:
     """Decoder outputs [B, T, H] started from h, c = FC(d) and a learned first input."""
     batch = d.shape[0]
-    initial = self.initial_state(d).reshape(batch, self.num_layers, 2, self.hidden_size)
+    initial = self.initial_state(d).astype(jnp.float32).reshape(batch, self.num_layers, 2, self.hidden_size)
     states = tuple((initial[:, i, 0], initial[:, i, 1]) for i in range(self.num_layers))  # (c, h) per layer
     first = jnp.broadcast_to(self.first_input, (batch, self.hidden_size))
     _, outputs = self.decoder((states, first), jnp.zeros((num_frames,)))
@@ -193,18 +202,19 @@ class Combiner(nn.Module):
 
   dim_z: int
   hidden_size: int
+  dtype: jnp.dtype = jnp.float32
 
   def setup(self):
-    self.from_rnn = nn.Dense(self.hidden_size)
-    self.from_z = nn.Dense(self.hidden_size)
-    self.loc = nn.Dense(self.dim_z)
-    self.scale = nn.Dense(self.dim_z)
+    self.from_rnn = nn.Dense(self.hidden_size, dtype=self.dtype)
+    self.from_z = nn.Dense(self.hidden_size, dtype=self.dtype)
+    self.loc = nn.Dense(self.dim_z, dtype=self.dtype)
+    self.scale = nn.Dense(self.dim_z, dtype=self.dtype)
     self.z_0 = self.param("z_0", nn.initializers.zeros_init(), (self.dim_z,))
 
   def step(self, h_hat: jax.Array, z_previous: jax.Array) -> dist.Gaussian:
     """q(z_t) [B, Z] from h_hat_t = LReLU(FC([h_bar_t, d])) [B, H] and z_t-1 [B, Z]."""
     combined = 0.5 * (jnp.tanh(self.from_z(z_previous)) + h_hat)
-    return dist.Gaussian(self.loc(combined), softplus_scale(self.scale(combined)))
+    return dist.Gaussian(self.loc(combined).astype(jnp.float32), softplus_scale(self.scale(combined).astype(jnp.float32)))
 
   def __call__(self, h_bar: jax.Array, d: jax.Array, noise: jax.Array) -> tuple[jax.Array, dist.Gaussian]:
     """Samples z [B, T, Z] = loc + scale * noise and q(z_t | z_t-1) [B, T, Z]."""
@@ -235,14 +245,16 @@ class GatedTransition(nn.Module):
 
   dim_z: int
   hidden_size: int
+  dtype: jnp.dtype = jnp.float32
 
   def setup(self):
-    self.gate_hidden = nn.Dense(self.hidden_size)
-    self.gate_out = nn.Dense(self.dim_z)
-    self.proposal_hidden = nn.Dense(self.hidden_size)
-    self.proposal_out = nn.Dense(self.dim_z)
-    self.linear = nn.Dense(self.dim_z, kernel_init=identity_init)
-    self.scale = nn.Dense(self.dim_z)
+    dense = functools.partial(nn.Dense, dtype=self.dtype)
+    self.gate_hidden = dense(self.hidden_size)
+    self.gate_out = dense(self.dim_z)
+    self.proposal_hidden = dense(self.hidden_size)
+    self.proposal_out = dense(self.dim_z)
+    self.linear = dense(self.dim_z, kernel_init=identity_init)
+    self.scale = dense(self.dim_z)
 
   def __call__(self, z_previous: jax.Array, d: jax.Array) -> dist.Gaussian:
     """p(z_t) [..., Z] for z_t-1 [..., Z] and d broadcast to it [..., D]."""
@@ -250,7 +262,7 @@ class GatedTransition(nn.Module):
     gate = jax.nn.sigmoid(self.gate_out(nn.relu(self.gate_hidden(inputs))))
     proposal = self.proposal_out(nn.relu(self.proposal_hidden(inputs)))
     loc = gate * proposal + (1.0 - gate) * self.linear(inputs)
-    return dist.Gaussian(loc, softplus_scale(self.scale(nn.relu(proposal))))
+    return dist.Gaussian(loc.astype(jnp.float32), softplus_scale(self.scale(nn.relu(proposal)).astype(jnp.float32)))
 
 
 def transition_rollout(transition, z_1: jax.Array, d: jax.Array, noise: jax.Array) -> jax.Array:
@@ -272,14 +284,15 @@ class VDSM(nn.Module):
 
   def setup(self):
     config = self.config
-    self.encoder = vdsm_layers.Encoder(config.encoder_channels, config.encoder_negative_slope)
-    self.pose_head = GaussianDense(config.dim_z)
-    self.identity_head = IdentityHead(config.dim_s, config.identity_hidden)
-    self.static_factor = StaticFactor(config.dim_s)
-    self.decoder = vdsm_layers.MixtureDecoder(config.dim_s, config.image_shape, config.decoder_channels)
-    self.seq2seq = Seq2Seq(config.dim_d, config.rnn_size, config.rnn_layers)
-    self.combiner = Combiner(config.dim_z, config.combiner_size)
-    self.transition = GatedTransition(config.dim_z, config.transition_size)
+    dtype = layers.compute_dtype(config.compute_dtype)
+    self.encoder = vdsm_layers.Encoder(config.encoder_channels, config.encoder_negative_slope, dtype)
+    self.pose_head = GaussianDense(config.dim_z, dtype)
+    self.identity_head = IdentityHead(config.dim_s, config.identity_hidden, dtype)
+    self.static_factor = StaticFactor(config.dim_s, dtype)
+    self.decoder = vdsm_layers.MixtureDecoder(config.dim_s, config.image_shape, config.decoder_channels, dtype=dtype)
+    self.seq2seq = Seq2Seq(config.dim_d, config.rnn_size, config.rnn_layers, dtype)
+    self.combiner = Combiner(config.dim_z, config.combiner_size, dtype)
+    self.transition = GatedTransition(config.dim_z, config.transition_size, dtype)
 
   def encode_frames(self, videos: jax.Array) -> FrameCodes:
     """Pose and identity encodings of every frame of videos [B, T, H, W, C] in [0, 1]."""

@@ -44,10 +44,9 @@ def blur_pool(inputs: jax.Array) -> jax.Array:
   """
   padded = jnp.pad(inputs, ((0, 0), (1, 2), (1, 2), (0, 0)), mode="reflect")
   height, width = (inputs.shape[1] + 1) // 2, (inputs.shape[2] + 1) // 2
-  rows = sum(
-      weight * padded[:, tap : tap + 2 * height - 1 : 2] for tap, weight in enumerate(BLUR_TAPS)
-  )  # [N, H/2, W + 3, C]
-  return sum(weight * rows[:, :, tap : tap + 2 * width - 1 : 2] for tap, weight in enumerate(BLUR_TAPS))
+  taps = [float(weight) for weight in BLUR_TAPS]  # Python floats keep the input's dtype
+  rows = sum(weight * padded[:, tap : tap + 2 * height - 1 : 2] for tap, weight in enumerate(taps))  # [N, H/2, W + 3, C]
+  return sum(weight * rows[:, :, tap : tap + 2 * width - 1 : 2] for tap, weight in enumerate(taps))
 
 
 class Encoder(nn.Module):
@@ -55,6 +54,7 @@ class Encoder(nn.Module):
 
   channels: tuple[int, ...] = (32, 32, 64, 64, 256)
   negative_slope: float = 0.01
+  dtype: jnp.dtype = jnp.float32  # of the activations and the convolutions' operands
 
   @nn.compact
   def __call__(self, frames: jax.Array) -> jax.Array:
@@ -67,9 +67,9 @@ class Encoder(nn.Module):
     activation = functools.partial(nn.leaky_relu, negative_slope=self.negative_slope)
     hidden = frames
     for i, features in enumerate(self.channels[:-1]):
-      hidden = nn.Conv(features, (4, 4), padding=((1, 1), (1, 1)), name=f"conv_{i}")(hidden)
+      hidden = nn.Conv(features, (4, 4), padding=((1, 1), (1, 1)), dtype=self.dtype, name=f"conv_{i}")(hidden)
       hidden = blur_pool(activation(hidden))  # [N, H/2^(i+1), W/2^(i+1), features]
-    hidden = nn.Conv(self.channels[-1], (4, 4), padding="VALID", name=f"conv_{blocks}")(hidden)
+    hidden = nn.Conv(self.channels[-1], (4, 4), padding="VALID", dtype=self.dtype, name=f"conv_{blocks}")(hidden)
     return activation(hidden).reshape(frames.shape[0], -1)  # [N, channels[-1]]
 
 
@@ -167,12 +167,16 @@ def conv_transpose_stride2(inputs: jax.Array, kernel: jax.Array, bias: jax.Array
 
 
 class MixtureDecoder(nn.Module):
-  """Mixture-of-experts decoder: (latents [B, T, D], weights [B, E]) -> pixel logits [B, T, H, W, C]."""
+  """Mixture-of-experts decoder: (latents [B, T, D], weights [B, E]) -> float32 pixel logits [B, T, H, W, C].
+
+  The experts' float32 parameters are blended and convolved in `dtype`.
+  """
 
   num_experts: int
   image_shape: tuple[int, int, int]
   channels: tuple[int, ...] = (512, 256, 128, 64)
   negative_slope: float = 0.01
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, latents: jax.Array, weights: jax.Array) -> jax.Array:
@@ -184,20 +188,25 @@ class MixtureDecoder(nn.Module):
     batch, time, latent_size = latents.shape
     experts = self.num_experts
     activation = functools.partial(nn.leaky_relu, negative_slope=self.negative_slope)
+    latents, weights = latents.astype(self.dtype), weights.astype(self.dtype)
+
+    def mix(parameter: jax.Array) -> jax.Array:  # the experts' parameter, blended per sequence in self.dtype
+      return blend(weights, parameter.astype(self.dtype))
+
 
     first = self.channels[0]
     kernel = self.param("kernel_0", expert_init(latent_size), (experts, latent_size, 4, 4, first))
     bias = self.param("bias_0", nn.initializers.zeros_init(), (experts, first))
-    blended = blend(weights, kernel).reshape(batch, latent_size, 16 * first)  # [B, D, 4*4*O]
+    blended = mix(kernel).reshape(batch, latent_size, 16 * first)  # [B, D, 4*4*O]
     hidden = jax.lax.dot_general(latents, blended, (((2,), (1,)), ((0,), (0,))))  # [B, T, 4*4*O]
-    hidden = hidden.reshape(batch, time, 4, 4, first) + blend(weights, bias)[:, None, None, None]
+    hidden = hidden.reshape(batch, time, 4, 4, first) + mix(bias)[:, None, None, None]
     hidden = activation(hidden)  # [B, T, 4, 4, channels[0]]
 
     outputs = (*self.channels[1:], image_channels)
     for i, (inputs, features) in enumerate(zip(self.channels, outputs), start=1):
       kernel = self.param(f"kernel_{i}", expert_init(4 * inputs), (experts, inputs, 4, 4, features))
       bias = self.param(f"bias_{i}", nn.initializers.zeros_init(), (experts, features))
-      hidden = conv_transpose_stride2(hidden, blend(weights, kernel), blend(weights, bias))  # [B, T, 2h, 2w, O]
+      hidden = conv_transpose_stride2(hidden, mix(kernel), mix(bias))  # [B, T, 2h, 2w, O]
       if i < len(outputs):
         hidden = activation(hidden)
-    return hidden
+    return hidden.astype(jnp.float32)
