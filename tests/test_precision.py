@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dsa_jax import checkpointing, metric_writer, tasks, train
-from dsa_jax.models import layers
+from dsa_jax.models import layers, vdsm_layers
 from experiments import base
 from tests.test_train import tiny_config
 
@@ -43,10 +43,15 @@ def batch_of(task: tasks.Task) -> dict:
 
 
 def contraction_dtypes(jaxpr) -> set:
-  """The operand dtypes of every matmul and convolution in a jaxpr, its sub-jaxprs included."""
-  found = {str(var.aval.dtype) for eqn in jaxpr.eqns if eqn.primitive.name in CONTRACTIONS for var in eqn.invars}
-  for sub in jax.extend.core.subjaxprs(jaxpr):
-    found |= contraction_dtypes(sub)
+  """The operand dtypes of every matmul and convolution in a jaxpr and its sub-jaxprs, but VDSM's float32 expert blend."""
+  found = set()
+  for eqn in jaxpr.eqns:
+    if vdsm_layers.BLEND_SCOPE in str(eqn.source_info.name_stack):
+      continue
+    if eqn.primitive.name in CONTRACTIONS:
+      found.update(str(var.aval.dtype) for var in eqn.invars)
+    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+      found |= contraction_dtypes(sub)
   return found
 
 

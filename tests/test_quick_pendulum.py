@@ -1,4 +1,4 @@
-"""The README's main job: dsa_pendulum.py:quick trains, and its f-swaps disentangle."""
+"""The README's main job: dsa_pendulum.py:quick trains, and its f-swaps disentangle, in float32 and in bfloat16."""
 
 import json
 import os
@@ -10,11 +10,17 @@ from experiments import dsa_pendulum
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-  data_dir = str(tmp_path_factory.mktemp("tfds_default"))
+def default_data_dir(tmp_path_factory) -> str:
+  return str(tmp_path_factory.mktemp("tfds_default"))
+
+
+@pytest.fixture(scope="module", params=["float32", "bfloat16"])
+def quick_run(request, default_data_dir, tmp_path_factory):
+  """The README's main job as written (float32), and in bfloat16 held to the same swap statistics."""
   config = dsa_pendulum.get_config("quick")
-  config.data.data_dir = data_dir
-  workdir = str(tmp_path_factory.mktemp("quick"))
+  config.data.data_dir = default_data_dir
+  config.train.compute_dtype = request.param
+  workdir = str(tmp_path_factory.mktemp(f"quick_{request.param}"))
   state = train.train_and_evaluate(config, workdir)
   return config, workdir, state
 

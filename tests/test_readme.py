@@ -17,7 +17,7 @@ def test_ci_runs_the_readme_test_command():
       ["awk", "/<!-- test-command/ {getline; getline; print; exit}", "README.md"],
       cwd=REPO, capture_output=True, text=True, check=True,
   ).stdout.strip()
-  assert extracted == 'pip install -r requirements.txt -e ".[test]" && python -m pytest'
+  assert extracted == 'pip install -r requirements.txt -e ".[test]" && python -m pytest -n 2 --dist loadfile'
   with open(os.path.join(REPO, ".ci", "run")) as file:
     assert "<!-- test-command" in file.read()
 

@@ -22,6 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The experts are blended in float32, their parameters' dtype: casting every expert to bfloat16
+# each step costs more than the blend saves (pretraining steps 19% slower on 2 CPU cores).
+BLEND_SCOPE = "blend_experts"
 INNER_PRODUCT_CHUNK = 32768  # columns (128 KB per row) per step of a mixture-weight gradient
 BLUR_TAPS = np.array([1.0, 3.0, 3.0, 1.0], np.float32) / 8.0  # outer product / 64
 # Output row 2j + a of a k4 s2 p1 transposed conv takes (input row offset, kernel tap) pairs:
@@ -188,10 +191,11 @@ class MixtureDecoder(nn.Module):
     batch, time, latent_size = latents.shape
     experts = self.num_experts
     activation = functools.partial(nn.leaky_relu, negative_slope=self.negative_slope)
-    latents, weights = latents.astype(self.dtype), weights.astype(self.dtype)
+    latents = latents.astype(self.dtype)
 
-    def mix(parameter: jax.Array) -> jax.Array:  # the experts' parameter, blended per sequence in self.dtype
-      return blend(weights, parameter.astype(self.dtype))
+    def mix(parameter: jax.Array) -> jax.Array:  # the experts' float32 parameter, blended per sequence, in self.dtype
+      with jax.named_scope(BLEND_SCOPE):
+        return blend(weights.astype(parameter.dtype), parameter).astype(self.dtype)
 
 
     first = self.channels[0]
