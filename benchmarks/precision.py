@@ -21,7 +21,7 @@ from dsa_jax import metric_writer, runs, train
 from experiments import dsa_pendulum, vdsm_sprites
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the pendulum :quick runs.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the pendulum :quick runs; empty skips part 1.")
 flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Compute dtypes to compare.")
 flags.DEFINE_integer("vdsm_steps", 20, "Steps of each VDSM Sprites :quick stage; 0 skips part 2.")
 flags.DEFINE_string("sprites_dir", "../shared/data/lpc_sprites", "LPC layer sheets (config.data.manual_dir).")
@@ -74,14 +74,15 @@ def vdsm_losses(dtype: str, workdir: str) -> dict[str, list[float]]:
 def main(argv):
   del argv
   root = FLAGS.workdir or tempfile.mkdtemp(prefix="dsa_jax_precision_")
-  rows = [
-      pendulum_quick(int(seed), dtype, os.path.join(root, f"pendulum_{dtype}_{seed}"))
-      for dtype in FLAGS.dtypes for seed in FLAGS.seeds
-  ]
-  print(f"\ndsa_pendulum.py:quick swap statistics per seed (runs in {root})")
-  print(tables.markdown(["dtype", "seed", *SWAP_STATISTICS, "steps_per_s"], rows))
-  print("\nmean [min, max] over seeds")
-  print(tables.markdown(["dtype", *SWAP_STATISTICS], spread(rows)))
+  seeds = [int(seed) for seed in FLAGS.seeds if seed]
+  if seeds:
+    rows = [
+        pendulum_quick(seed, dtype, os.path.join(root, f"pendulum_{dtype}_{seed}")) for dtype in FLAGS.dtypes for seed in seeds
+    ]
+    print(f"\ndsa_pendulum.py:quick swap statistics per seed (runs in {root})")
+    print(tables.markdown(["dtype", "seed", *SWAP_STATISTICS, "steps_per_s"], rows))
+    print("\nmean [min, max] over seeds")
+    print(tables.markdown(["dtype", *SWAP_STATISTICS], spread(rows)))
   if FLAGS.vdsm_steps:
     curves = {dtype: vdsm_losses(dtype, os.path.join(root, f"vdsm_sprites_{dtype}")) for dtype in FLAGS.dtypes}
     reference, other = (curves[dtype] for dtype in FLAGS.dtypes[:2])

@@ -147,7 +147,7 @@ def test_unreadable_checkpoint_names_the_step_and_the_fix(data_dir, tmp_path):
     train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 4}), workdir)
 
 
-def _poisoned_dsa_task(config, image_shape):
+def poisoned_dsa_task(config, image_shape):
   task = tasks.dsa_task(config, image_shape)
 
   def loss_fn(params, batch, key, step):
@@ -159,13 +159,13 @@ def _poisoned_dsa_task(config, image_shape):
   return dataclasses.replace(task, loss_fn=loss_fn)
 
 
-def _poisoned_dsa_stages(config, image_shape, workdir):
+def poisoned_dsa_stages(config, image_shape, workdir):
   (stage,) = tasks.dsa_stages(config, image_shape, workdir)
-  return (dataclasses.replace(stage, task=_poisoned_dsa_task(config, image_shape)),)
+  return (dataclasses.replace(stage, task=poisoned_dsa_task(config, image_shape)),)
 
 
 def test_nan_stops_the_run_naming_step_and_term_and_saves_nothing_after(data_dir, tmp_path, monkeypatch):
-  monkeypatch.setitem(tasks.MODELS, "dsa", tasks.MODELS["dsa"]._replace(stages=_poisoned_dsa_stages))
+  monkeypatch.setitem(tasks.MODELS, "dsa", tasks.MODELS["dsa"]._replace(stages=poisoned_dsa_stages))
   workdir = str(tmp_path / "run")
   with pytest.raises(train.NonFiniteLossError, match="step 3: .*kl_f=nan"):
     train.train_and_evaluate(tiny_config(data_dir), workdir)
