@@ -5,8 +5,8 @@ r"""Training quality in bfloat16 against float32: swap statistics over seeds and
 Part 1 trains dsa_pendulum.py:quick once per seed in each compute dtype and reports its swap
 statistics (the README's main job) with their spread over seeds. Part 2 trains the first
 --vdsm_steps steps of each stage of vdsm_sprites.py:quick (Sprites read from --sprites_dir) in
-both dtypes from the same initial params and batches, and reports the largest relative gap between
-the two loss curves.
+both dtypes from the same initial params and batches (both sequence stages from the first dtype's
+pretraining), and reports the largest relative gap between the two loss curves.
 """
 
 import json
@@ -57,10 +57,12 @@ def spread(rows: list[dict]) -> list[dict]:
   return summary
 
 
-def vdsm_losses(dtype: str, workdir: str) -> dict[str, list[float]]:
-  """The loss of every step of both vdsm_sprites.py:quick stages, cut to --vdsm_steps steps each."""
+def vdsm_losses(dtype: str, workdir: str, init_from: str | None) -> dict[str, list[float]]:
+  """The loss of every step of both vdsm_sprites.py:quick stages, cut to --vdsm_steps steps each; the
+  sequence stage starts from init_from's pretraining (None: this run's own)."""
   config = vdsm_sprites.get_config("quick")
   config.train.compute_dtype, config.data.data_dir, config.data.manual_dir = dtype, FLAGS.data_dir, FLAGS.sprites_dir
+  config.init_from = init_from
   for stage in (config.vdsm_pretrain, config.vdsm_sequence):
     stage.num_epochs, stage.steps_per_epoch = 1, FLAGS.vdsm_steps
   config.train.log_every = 1
@@ -84,14 +86,19 @@ def main(argv):
     print("\nmean [min, max] over seeds")
     print(tables.markdown(["dtype", *SWAP_STATISTICS], spread(rows)))
   if FLAGS.vdsm_steps:
-    curves = {dtype: vdsm_losses(dtype, os.path.join(root, f"vdsm_sprites_{dtype}")) for dtype in FLAGS.dtypes}
-    reference, other = (curves[dtype] for dtype in FLAGS.dtypes[:2])
+    reference_dtype, other_dtype = FLAGS.dtypes[:2]
+    reference_dir = os.path.join(root, f"vdsm_sprites_{reference_dtype}")
+    reference = vdsm_losses(reference_dtype, reference_dir, None)
+    other = vdsm_losses(other_dtype, os.path.join(root, f"vdsm_sprites_{other_dtype}"), reference_dir)
     gaps = [
         {"stage": stage, "steps": len(reference[stage]), "first_loss": reference[stage][0], "last_loss": reference[stage][-1],
          "max_relative_gap": float(np.max(np.abs(np.subtract(other[stage], reference[stage])) / np.abs(reference[stage])))}
         for stage in ("pretrain", "sequence")
     ]
-    print(f"\nvdsm_sprites.py:quick loss curves, {FLAGS.dtypes[1]} against {FLAGS.dtypes[0]} (same init and batches)")
+    print(
+        f"\nvdsm_sprites.py:quick loss curves, {other_dtype} against {reference_dtype} (same init and batches; both "
+        f"sequence stages start from the {reference_dtype} pretraining)"
+    )
     print(tables.markdown(["stage", "steps", "first_loss", "last_loss", "max_relative_gap"], gaps))
 
 
