@@ -13,10 +13,16 @@ from experiments import base
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
+SHARED_CACHE_VARIABLE = "DSA_JAX_TEST_XLA_CACHE"  # set by the first process, inherited by xdist workers
+
+
 def pytest_configure(config):
-  """Tests (and their subprocesses) share compiled programs through a disk cache fresh for each session."""
-  cache_dir = tempfile.mkdtemp(prefix="dsa_jax_xla_cache_")
-  config.add_cleanup(lambda: shutil.rmtree(cache_dir, ignore_errors=True))
+  """Tests, xdist workers and their subprocesses share compiled programs through a disk cache fresh for each session."""
+  cache_dir = os.environ.get(SHARED_CACHE_VARIABLE)
+  if cache_dir is None:
+    cache_dir = tempfile.mkdtemp(prefix="dsa_jax_xla_cache_")
+    os.environ[SHARED_CACHE_VARIABLE] = cache_dir
+    config.add_cleanup(lambda: shutil.rmtree(cache_dir, ignore_errors=True))
   settings = {
       "jax_compilation_cache_dir": cache_dir,
       "jax_persistent_cache_min_compile_time_secs": 0,
