@@ -88,11 +88,18 @@ def test_unknown_compute_dtype_names_the_field_and_the_choices(data_dir, tmp_pat
   assert layers.compute_dtype("bfloat16") == jnp.bfloat16
 
 
+def unscored_config(data_dir: str, **overrides):
+  """The tiny DSA run without its end-of-run pendulum evaluation."""
+  config = tiny_config(data_dir, **overrides)
+  config.evaluators = ()
+  return config
+
+
 def test_a_float32_checkpoint_resumes_in_bfloat16_with_float32_state(data_dir, tmp_path):
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 4}), workdir)
+  train.train_and_evaluate(unscored_config(data_dir, **{"train.num_steps": 4}), workdir)
   float32_params = checkpointing.Checkpointer(checkpointing.checkpoint_dir(workdir), 1, read_only=True).restore_params()
-  state = train.train_and_evaluate(tiny_config(data_dir, **{"train.compute_dtype": "bfloat16"}), workdir)
+  state = train.train_and_evaluate(unscored_config(data_dir, **{"train.compute_dtype": "bfloat16"}), workdir)
   assert int(state.step) == 6
   assert float_dtypes((state.params, state.opt_state)) <= {"float32", "int32"}
   assert jax.tree.structure(state.params) == jax.tree.structure(float32_params)
@@ -104,4 +111,4 @@ def test_a_float32_checkpoint_resumes_in_bfloat16_with_float32_state(data_dir, t
 def test_the_nan_guard_names_step_and_term_in_bfloat16(data_dir, tmp_path, monkeypatch):
   monkeypatch.setitem(tasks.MODELS, "dsa", tasks.MODELS["dsa"]._replace(stages=test_train.poisoned_dsa_stages))
   with pytest.raises(train.NonFiniteLossError, match="step 3: .*kl_f=nan"):
-    train.train_and_evaluate(tiny_config(data_dir, **{"train.compute_dtype": "bfloat16"}), str(tmp_path / "run"))
+    train.train_and_evaluate(unscored_config(data_dir, **{"train.compute_dtype": "bfloat16"}), str(tmp_path / "run"))
