@@ -1,4 +1,4 @@
-"""The README's main job: dsa_pendulum.py:quick trains, and its f-swaps disentangle, in float32 and in bfloat16."""
+"""The README's main job: dsa_pendulum.py:quick trains, and its f-swaps disentangle."""
 
 import json
 import os
@@ -9,20 +9,20 @@ from dsa_jax import metric_writer, runs, train
 from experiments import dsa_pendulum
 
 
-@pytest.fixture(scope="module")
-def default_data_dir(tmp_path_factory) -> str:
-  return str(tmp_path_factory.mktemp("tfds_default"))
-
-
-@pytest.fixture(scope="module", params=["float32", "bfloat16"])
-def quick_run(request, default_data_dir, tmp_path_factory):
-  """The README's main job as written (float32), and in bfloat16 held to the same swap statistics."""
+def quick(tmp_path_factory, compute_dtype: str):
+  """The README's main job in compute_dtype: its config, workdir and final state."""
   config = dsa_pendulum.get_config("quick")
-  config.data.data_dir = default_data_dir
-  config.train.compute_dtype = request.param
-  workdir = str(tmp_path_factory.mktemp(f"quick_{request.param}"))
+  config.data.data_dir = str(tmp_path_factory.mktemp("tfds_default"))
+  config.train.compute_dtype = compute_dtype
+  workdir = str(tmp_path_factory.mktemp(f"quick_{compute_dtype}"))
   state = train.train_and_evaluate(config, workdir)
   return config, workdir, state
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+  """The README's main job as written (float32); test_quick_pendulum_bfloat16.py reruns these tests in bfloat16."""
+  return quick(tmp_path_factory, "float32")
 
 
 def test_quick_run_loss_falls(quick_run):
