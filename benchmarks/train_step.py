@@ -27,7 +27,7 @@ from absl import app, flags
 
 from benchmarks import tables
 from dsa_jax import tasks, train
-from experiments import dsa_pendulum, vdsm_pendulum, vdsm_sprites
+from experiments import dsa_pendulum, dsa_sprites, vdsm_pendulum, vdsm_sprites
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", ["dsa_notes", "dsa_quick", "vdsm_pretrain", "vdsm_sequence"], "Cases to run.")
@@ -50,6 +50,16 @@ def dsa_quick():
   return dsa_pendulum.get_config("quick"), None
 
 
+def dsa_cpu():
+  """dsa_sprites.py:cpu, the 2-hour 64x64 Sprites config."""
+  return dsa_sprites.get_config("cpu"), None
+
+
+def vdsm_cpu_stage(stage: str):
+  """One stage of vdsm_sprites.py:cpu, the 2-hour 64x64 Sprites config, as it trains."""
+  return vdsm_sprites.get_config("cpu"), stage
+
+
 def vdsm_sprites_stage(stage: str):
   """VDSM at the Sprites settings of the authors' timing: batch 20 x 8 frames, kz 30, ks 40, kd 50, RNNs 3 x 512."""
   config = vdsm_sprites.get_config()
@@ -69,6 +79,9 @@ TARGETED_CASES = ("vdsm_pretrain", "vdsm_sequence")  # the authors' Sprites sett
 CASES = {
     "dsa_notes": dsa_notes,
     "dsa_quick": dsa_quick,
+    "dsa_cpu": dsa_cpu,
+    "vdsm_cpu_pretrain": lambda: vdsm_cpu_stage("pretrain"),
+    "vdsm_cpu_sequence": lambda: vdsm_cpu_stage("sequence"),
     "vdsm_pretrain": lambda: vdsm_sprites_stage("pretrain"),
     "vdsm_sequence": lambda: vdsm_sprites_stage("sequence"),
     "vdsm_pendulum_pretrain": lambda: vdsm_pendulum_stage("pretrain"),

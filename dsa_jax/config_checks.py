@@ -45,9 +45,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = _value(config, dotted)
     if value is not None and (isinstance(value, bool) or not accepts(value)):
       raise _bad(dotted, value, requirement)
-  compute_dtype = config.train.get("compute_dtype", "float32")
-  if compute_dtype not in layers.COMPUTE_DTYPES:
-    raise ConfigError(f"config.train.compute_dtype={compute_dtype!r} is unknown: choose one of {sorted(layers.COMPUTE_DTYPES)}.")
+  try:
+    layers.compute_dtype(config.train.get("compute_dtype", "float32"))
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
   if config.sample.num_videos < MINIMUM_SAMPLE_VIDEOS:
     raise _bad("sample.num_videos", config.sample.num_videos, f"at least {MINIMUM_SAMPLE_VIDEOS} (swaps need two videos)")
   if config.sample.num_evaluation_videos < MINIMUM_SAMPLE_VIDEOS:

@@ -36,8 +36,8 @@ MAX_LOG_SCALE = 5.0
 
 
 def gaussian_from_raw(raw: jax.Array) -> Gaussian:
-  """Splits [..., 2D] network output into loc and log-scale (clipped) halves."""
-  loc, log_scale = jnp.split(raw, 2, axis=-1)
+  """Splits [..., 2D] network output (any float dtype) into float32 loc and log-scale (clipped) halves."""
+  loc, log_scale = jnp.split(raw.astype(jnp.float32), 2, axis=-1)
   return Gaussian(loc, jnp.exp(jnp.clip(log_scale, MIN_LOG_SCALE, MAX_LOG_SCALE)))
 
 

@@ -81,7 +81,9 @@ def stage_dir(workdir: str, stage_name: str | None) -> str:
 
 def dsa_model_config(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> dsa.DSAConfig:
   """The typed DSA architecture from config.dsa and the dataset's frame shape."""
-  return dsa.DSAConfig(image_shape=tuple(image_shape), compute_dtype=config.train.get("compute_dtype", "float32"), **config.dsa.to_dict())
+  fields = config.dsa.to_dict()
+  fields["channels_per_resolution"] = tuple(fields.get("channels_per_resolution", ()))
+  return dsa.DSAConfig(image_shape=tuple(image_shape), compute_dtype=config.train.get("compute_dtype", "float32"), **fields)
 
 
 def dsa_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:

@@ -28,6 +28,7 @@ def get_config() -> config_dict.ConfigDict:
   config.dsa.dim_h = 256
   config.dsa.dim_hidden = 512
   config.dsa.num_channels = 256
+  config.dsa.channels_per_resolution = ()  # conv widths at H, H/2, ..., 4 (narrow at high resolution); () = num_channels at each
   config.dsa.posterior = "factorised"  # or "full"
   config.dsa.prior = "stable"  # or "lstm"
   config.dsa.likelihood = "bernoulli"  # or "gaussian"

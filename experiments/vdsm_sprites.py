@@ -2,6 +2,7 @@ r"""VDSM on the standard Sprites benchmark (built from the LPC layers in config.
 
   python -m experiments.run --config=experiments/vdsm_sprites.py --workdir=/tmp/vdsm_sprites
   python -m experiments.run --config=experiments/vdsm_sprites.py:quick --workdir=/tmp/vdsm_sprites_quick
+  python -m experiments.run --config=experiments/vdsm_sprites.py:cpu --workdir=/tmp/vdsm_sprites_cpu
 
 config.data.manual_dir defaults to ../shared/data/lpc_sprites, relative to where the command runs.
 """
@@ -24,8 +25,33 @@ def get_config(variant: str | None = None):
   config.sample.num_frames = 40
   if variant is None:
     return config
+  if variant == "cpu":
+    return cpu(config)
   if variant != "quick":
-    raise ValueError(f"Unknown variant {variant!r} of vdsm_sprites.py; use none or 'quick'.")
+    raise ValueError(f"Unknown variant {variant!r} of vdsm_sprites.py; use none, 'quick' or 'cpu'.")
   vdsm_quick(config)
   config.vdsm.dim_s = 12
+  return config
+
+
+def cpu(config):
+  """64x64 frames within 2 hours on 2 CPU cores: both stages, the experts and the schedules, narrower.
+
+  Narrowed from supplementary Table 2: one 256-wide RNN layer instead of 3 x 512, combiner and
+  transition 256, decoder channels 256-128-64-32 instead of 512-256-128-64, and an encoder
+  ending in 128 features (3.0 s per pretraining step of 20 x 16 frames, 0.9 s per sequence
+  step, `python -m benchmarks.train_step --cases=vdsm_cpu_pretrain,vdsm_cpu_sequence`); 30 + 40
+  epochs of 50 steps instead of 300 + 200. The latent sizes, the 40 experts, the
+  two stages and their schedules (lambda_z, lambda_s, tau annealed over the epochs) are the paper's.
+  """
+  config.vdsm.rnn_size = 256
+  config.vdsm.rnn_layers = 1
+  config.vdsm.combiner_size = 256
+  config.vdsm.transition_size = 256
+  config.vdsm.encoder_channels = (32, 32, 64, 64, 128)
+  config.vdsm.decoder_channels = (256, 128, 64, 32)
+  config.vdsm_pretrain.num_epochs = 30
+  config.vdsm_sequence.num_epochs = 40
+  config.train.checkpoint_every = 500
+  config.train.max_checkpoints = 5  # every checkpoint of a stage kept for the learning curves
   return config

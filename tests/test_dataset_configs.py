@@ -8,7 +8,8 @@ import pytest
 
 from data_pipelines.manual_data import ManualDataError
 from dsa_jax import checkpointing, data, metric_writer, runs, train
-from experiments import dsa_moving_mnist, dsa_sprites
+from dsa_jax import tasks
+from experiments import dsa_moving_mnist, dsa_sprites, vdsm_sprites
 from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
 from tests.test_train import SAMPLE_FILES
 
@@ -25,6 +26,18 @@ def test_config_loads_and_is_locked(name, variant):
     config.data.manual_dri = "/tmp"
   with pytest.raises(AttributeError, match="num_stpes"):
     config.train.num_stpes = 3
+
+
+def test_cpu_configs_train_64x64_sprites_with_their_narrowed_models():
+  dsa_config = dsa_sprites.get_config("cpu")
+  architecture = tasks.dsa_model_config(dsa_config, (64, 64, 3))
+  assert architecture.channels_per_resolution == (32, 32, 64, 128, 256)
+  assert (architecture.dim_f, architecture.dim_z, architecture.prior) == (256, 32, "stable")
+  assert dsa_config.data.image_size is None and dsa_config.train.max_checkpoints * dsa_config.train.checkpoint_every >= dsa_config.train.num_steps
+  vdsm_config = vdsm_sprites.get_config("cpu")
+  vdsm_architecture = tasks.vdsm_model_config(vdsm_config, (64, 64, 3))
+  assert (vdsm_architecture.dim_s, vdsm_architecture.rnn_size, vdsm_architecture.decoder_channels) == (40, 256, (256, 128, 64, 32))
+  assert vdsm_config.data.image_size is None
 
 
 def test_full_configs_use_the_papers_clip_lengths_and_batch():

@@ -33,6 +33,28 @@ def test_frame_encoder_and_decoder_shapes():
   assert decoder.apply(decoder.init(KEY, latents), latents).shape == (B * T, *IMAGE)
 
 
+def test_channels_per_resolution_set_each_conv_width():
+  frames = videos().reshape(B * T, *IMAGE)
+  widths = (2, 3, 5)  # at 16, 8 and 4 pixels
+  encoder = layers.FrameEncoder(num_channels=7, feature_size=13, channels_per_resolution=widths)
+  encoder_params = encoder.init(KEY, frames)["params"]
+  assert [encoder_params[name]["kernel"].shape[-1] for name in ("conv_in", "down_0", "down_1")] == list(widths)
+  assert encoder_params["dense"]["kernel"].shape == (4 * 4 * 5, 13)
+  decoder = layers.FrameDecoder(num_channels=7, hidden_size=13, image_shape=IMAGE, channels_per_resolution=widths)
+  latents = jnp.ones((B * T, F + Z))
+  decoder_params = decoder.init(KEY, latents)["params"]
+  assert decoder_params["dense_1"]["kernel"].shape == (13, 4 * 4 * 5)
+  assert [decoder_params[name]["kernel"].shape[-1] for name in ("up_0", "up_1")] == [3, 2]
+  assert decoder.apply({"params": decoder_params}, latents).shape == (B * T, *IMAGE)
+  assert layers.resolution_channels(7, (), 16) == (7, 7, 7)
+
+
+@pytest.mark.parametrize("widths", [(2, 3), (2, 0, 5)])
+def test_channels_per_resolution_of_the_wrong_length_or_zero_are_refused(widths):
+  with pytest.raises(ValueError, match="16x16 frames need 3 positive channel counts.*channels_per_resolution"):
+    tiny_config(channels_per_resolution=widths)
+
+
 @pytest.mark.parametrize("size", [12, 17, 0])
 def test_resolution_rejects_sizes_that_are_not_4_times_a_power_of_two(size):
   with pytest.raises(ValueError, match="4 \\* 2\\*\\*k"):

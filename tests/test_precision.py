@@ -82,7 +82,7 @@ def test_unknown_compute_dtype_names_the_field_and_the_choices(data_dir, tmp_pat
   with pytest.raises(ValueError, match=r"Unknown compute dtype 'float16'; choose from \['bfloat16', 'float32'\] \(config.train.compute_dtype\)"):
     stage_tasks("dsa", "float16")
   workdir = tmp_path / "run"
-  with pytest.raises(tasks.ConfigError, match=r"config.train.compute_dtype='float16' is unknown: choose one of \['bfloat16', 'float32'\]"):
+  with pytest.raises(tasks.ConfigError, match=r"Unknown compute dtype 'float16'; choose from \['bfloat16', 'float32'\] \(config.train.compute_dtype\)"):
     train.train_and_evaluate(tiny_config(data_dir, **{"train.compute_dtype": "float16"}), str(workdir))
   assert not workdir.exists() or not any(workdir.iterdir())
   assert layers.compute_dtype("bfloat16") == jnp.bfloat16

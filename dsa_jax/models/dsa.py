@@ -32,6 +32,7 @@ class DSAConfig:
   dim_h: int = 256  # width of the posterior/prior RNNs and MLPs (the notes' dimH)
   dim_hidden: int = 512  # decoder MLP width and encoder feature size (dimHidden)
   num_channels: int = 256  # conv channels (nChannel)
+  channels_per_resolution: tuple[int, ...] = ()  # conv widths at H, H/2, ..., 4 (overrides num_channels)
   posterior: str = "factorised"
   prior: str = "stable"
   likelihood: str = "bernoulli"
@@ -51,7 +52,7 @@ class DSAConfig:
     height, width, _ = self.image_shape
     if height != width:
       raise ValueError(f"DSA needs square frames; got image_shape={self.image_shape}.")
-    layers.num_resolution_steps(height)
+    layers.resolution_channels(self.num_channels, self.channels_per_resolution, height)
 
 
 class DSAOutput(NamedTuple):
@@ -82,7 +83,7 @@ class GaussianHead(nn.Module):
       return jnp.concatenate([jnp.zeros(shape[0] // 2, dtype), jnp.full(shape[0] // 2, self.init_log_scale, dtype)])
 
     raw = nn.Dense(2 * self.features, bias_init=bias_init, dtype=self.dtype, name="dense")(inputs)
-    return dist.gaussian_from_raw(raw.astype(jnp.float32))
+    return dist.gaussian_from_raw(raw)
 
 
 class StaticPosterior(nn.Module):
@@ -148,7 +149,7 @@ class LSTMPriorCell(nn.Module):
   def __call__(self, state: LSTMState, z: jax.Array) -> tuple[LSTMState, dist.Gaussian]:
     state, hidden = nn.OptimizedLSTMCell(self.hidden_size, dtype=self.dtype, name="lstm")(state, z)
     raw = nn.Dense(2 * self.dim_z, dtype=self.dtype, name="head")(hidden)
-    return state, dist.gaussian_from_raw(raw.astype(jnp.float32))
+    return state, dist.gaussian_from_raw(raw)
 
 
 class StablePriorCell(nn.Module):
@@ -169,7 +170,7 @@ class StablePriorCell(nn.Module):
     hidden = jnp.tanh(dense(self.hidden_size, name="mlp4_hidden")(hidden))
     raw = dense(2 * self.dim_z, name="mlp4_out")(hidden)
     state = jax.tree.map(lambda part: part.astype(jnp.float32), state)  # the scan carries float32 state
-    return state, dist.gaussian_from_raw(raw.astype(jnp.float32))
+    return state, dist.gaussian_from_raw(raw)
 
 
 def _stack_gaussians(first: dist.Gaussian, rest: dist.Gaussian) -> dist.Gaussian:
@@ -291,12 +292,16 @@ class DSA(nn.Module):
   def setup(self):
     config = self.config
     dtype = layers.compute_dtype(config.compute_dtype)
-    self.frame_encoder = layers.FrameEncoder(config.num_channels, config.dim_hidden, dtype)
+    self.frame_encoder = layers.FrameEncoder(
+        config.num_channels, config.dim_hidden, dtype, config.channels_per_resolution
+    )
     self.static_posterior = StaticPosterior(config.dim_f, config.dim_h, config.posterior_init_log_scale, dtype)
     posterior_class = FactorisedPosterior if config.posterior == "factorised" else FullPosterior
     self.dynamic_posterior = posterior_class(config.dim_z, config.dim_h, config.posterior_init_log_scale, dtype)
     self.prior = DynamicsPrior(config.prior, config.dim_z, config.dim_h, dtype)
-    self.decoder = layers.FrameDecoder(config.num_channels, config.dim_hidden, config.image_shape, dtype)
+    self.decoder = layers.FrameDecoder(
+        config.num_channels, config.dim_hidden, config.image_shape, dtype, config.channels_per_resolution
+    )
 
   def encode(
       self, videos: jax.Array, sample: bool = True

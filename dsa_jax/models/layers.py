@@ -30,6 +30,20 @@ def num_resolution_steps(image_size: int, base: int = 4) -> int:
   return int(steps)
 
 
+def resolution_channels(num_channels: int, per_resolution: tuple[int, ...], image_size: int) -> tuple[int, ...]:
+  """Conv widths at image_size, image_size / 2, ..., 4: `per_resolution`, or `num_channels` at each if it is empty."""
+  count = num_resolution_steps(image_size) + 1
+  if not per_resolution:
+    return (num_channels,) * count
+  if len(per_resolution) != count or min(per_resolution) < 1:
+    raise ValueError(
+        f"{image_size}x{image_size} frames need {count} positive channel counts, one per resolution from "
+        f"{image_size} down to 4; got channels_per_resolution={tuple(per_resolution)} "
+        "(config.dsa.channels_per_resolution; () uses num_channels at every resolution)."
+    )
+  return tuple(per_resolution)
+
+
 # ReLU layers use He initialisation (variance 2 / fan-in) so activations keep their scale
 # through the deep conv stacks; LeCun's default halves the variance at every ReLU.
 relu_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
@@ -43,15 +57,17 @@ class FrameEncoder(nn.Module):
   num_channels: int
   feature_size: int
   dtype: jnp.dtype = jnp.float32  # of the activations and the operands of every conv and matmul
+  channels_per_resolution: tuple[int, ...] = ()  # widths at H, H/2, ..., 4; () = num_channels at each
 
   @nn.compact
   def __call__(self, frames: jax.Array) -> jax.Array:
     num_frames, height = frames.shape[0], frames.shape[1]
-    conv = functools.partial(nn.Conv, self.num_channels, (3, 3), kernel_init=relu_init, dtype=self.dtype)
-    hidden = nn.relu(conv(name="conv_in")(frames))  # [N, H, W, nC]
-    for i in range(num_resolution_steps(height)):
-      hidden = nn.relu(conv(strides=2, name=f"down_{i}")(hidden))  # halves H and W
-    hidden = hidden.reshape(num_frames, -1)  # [N, 4 * 4 * nC]
+    widths = resolution_channels(self.num_channels, self.channels_per_resolution, height)
+    conv = functools.partial(nn.Conv, kernel_size=(3, 3), kernel_init=relu_init, dtype=self.dtype)
+    hidden = nn.relu(conv(widths[0], name="conv_in")(frames))  # [N, H, W, widths[0]]
+    for i, width in enumerate(widths[1:]):
+      hidden = nn.relu(conv(width, strides=2, name=f"down_{i}")(hidden))  # halves H and W
+    hidden = hidden.reshape(num_frames, -1)  # [N, 4 * 4 * widths[-1]]
     return nn.relu(nn.Dense(self.feature_size, kernel_init=relu_init, dtype=self.dtype, name="dense")(hidden))
 
 
@@ -105,17 +121,19 @@ class FrameDecoder(nn.Module):
   hidden_size: int
   image_shape: tuple[int, int, int]
   dtype: jnp.dtype = jnp.float32
+  channels_per_resolution: tuple[int, ...] = ()  # widths at H, H/2, ..., 4; () = num_channels at each
 
   @nn.compact
   def __call__(self, latents: jax.Array) -> jax.Array:
     height, _, channels = self.image_shape
+    widths = resolution_channels(self.num_channels, self.channels_per_resolution, height)[::-1]  # from 4x4 up
     dense = functools.partial(nn.Dense, kernel_init=relu_init, dtype=self.dtype)
     hidden = nn.relu(dense(self.hidden_size, name="dense_0")(latents))
-    hidden = nn.relu(dense(4 * 4 * self.num_channels, name="dense_1")(hidden))
-    hidden = hidden.reshape(-1, 4, 4, self.num_channels)  # [N, 4, 4, nC]
-    for i in range(num_resolution_steps(height)):
-      hidden = ConvTranspose2x(self.num_channels, relu_init_conv_transpose_2x, self.dtype, name=f"up_{i}")(hidden)
-      hidden = nn.relu(hidden)  # [N, 2h, 2w, nC]
+    hidden = nn.relu(dense(4 * 4 * widths[0], name="dense_1")(hidden))
+    hidden = hidden.reshape(-1, 4, 4, widths[0])  # [N, 4, 4, widths[0]]
+    for i, width in enumerate(widths[1:]):
+      hidden = ConvTranspose2x(width, relu_init_conv_transpose_2x, self.dtype, name=f"up_{i}")(hidden)
+      hidden = nn.relu(hidden)  # [N, 2h, 2w, width]
     logits = nn.ConvTranspose(channels, (3, 3), dtype=self.dtype, name="conv_out")(hidden)  # [N, H, W, C]
     return logits.astype(jnp.float32)
 
