@@ -55,7 +55,6 @@ def cpu(config):
   config.loss.kl_warmup_steps = 800
   config.train.num_steps = 2600
   config.train.learning_rate = 1e-3
-  config.train.log_every = 50
   config.train.image_every = 500
   config.train.checkpoint_every = 500
   config.train.max_checkpoints = 6  # every checkpoint kept for the learning curves

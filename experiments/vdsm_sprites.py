@@ -52,6 +52,5 @@ def cpu(config):
   config.vdsm.decoder_channels = (256, 128, 64, 32)
   config.vdsm_pretrain.num_epochs = 30
   config.vdsm_sequence.num_epochs = 40
-  config.train.checkpoint_every = 500
   config.train.max_checkpoints = 5  # every checkpoint of a stage kept for the learning curves
   return config
