@@ -31,6 +31,17 @@ def read_metrics(workdir: str) -> dict[int, dict[str, float]]:
   return {row.pop("step"): row for row in rows}
 
 
+def wall_seconds_by_step(workdir: str) -> dict[int, float]:
+  """Training wall time of a stage at each logged step; logs older than `wall_seconds` are integrated from steps/s."""
+  if not os.path.isfile(os.path.join(workdir, METRICS_FILE)):
+    return {}
+  seconds, elapsed, previous_step = {}, 0.0, 0
+  for step, row in sorted(read_metrics(workdir).items()):
+    elapsed = row["wall_seconds"] if "wall_seconds" in row else elapsed + (step - previous_step) / max(row["steps_per_second"], 1e-9)
+    seconds[step], previous_step = elapsed, step
+  return seconds
+
+
 class MetricWriter:
   """Scalars and pictures of one training stage, written to every sink at once."""
 
@@ -50,18 +61,19 @@ class MetricWriter:
     """A console line above the progress bar."""
     self._bar.write(line)
 
-  def write_scalars(self, step: int, scalars: dict[str, float], steps_per_second: float) -> None:
-    """Logs scalars at step to TensorBoard (train/NAME), metrics.jsonl and the console, then flushes."""
+  def write_scalars(self, step: int, scalars: dict[str, float], steps_per_second: float, wall_seconds: float) -> None:
+    """Logs scalars, speed and the stage's training wall time at step to TensorBoard (train/NAME), metrics.jsonl and the console."""
     eta = (self._num_steps - step) / max(steps_per_second, 1e-9)
     terms = " ".join(f"{name}={value:.4g}" for name, value in scalars.items())
     self._bar.set_postfix({k: f"{scalars[k]:.4g}" for k in ("loss", "kl_f", "kl_z") if k in scalars})
     self.print(f"step {step}/{self._num_steps} | {terms} | {steps_per_second:.2f} steps/s | ETA {format_duration(eta)}")
     if not self._writes_files:
       return
-    for name, value in {**scalars, "steps_per_second": steps_per_second}.items():
+    timing = {"steps_per_second": steps_per_second, "wall_seconds": wall_seconds}
+    for name, value in {**scalars, **timing}.items():
       self._tensorboard.add_scalar(f"train/{name}", value, step)
     with open(os.path.join(self._workdir, METRICS_FILE), "a") as file:
-      file.write(json.dumps({"step": step, **scalars, "steps_per_second": steps_per_second}) + "\n")
+      file.write(json.dumps({"step": step, **scalars, **timing}) + "\n")
     self._tensorboard.flush()
 
   def write_pictures(self, step: int, pictures: dict[str, np.ndarray]) -> None:

@@ -262,6 +262,8 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
   writer = metric_writer.MetricWriter(workdir, task.name, stage.num_steps, start_step)
   step_fn = jit_train_step(task.loss_fn, mesh)
   window = _Window(stage.field("learning_rate"))
+  wall_offset = metric_writer.wall_seconds_by_step(workdir).get(start_step, 0.0) if start_step else 0.0
+  wall_started = time.perf_counter()
   try:
     for step in range(start_step, stage.num_steps):
       host_batch = next(batches)
@@ -282,7 +284,8 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
       checkpoint_due = done % train_config.checkpoint_every == 0 or is_last
       if done % train_config.log_every == 0 or checkpoint_due:
         means, steps_per_second = window.flush()
-        writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate}, steps_per_second)
+        wall_seconds = wall_offset + time.perf_counter() - wall_started
+        writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate}, steps_per_second, wall_seconds)
       if task.codec is not None and (done % train_config.image_every == 0 or is_last):
         writer.write_pictures(done, sample_files.summary_pictures(task.codec(state.params), dataset.visual_videos, visual_key, horizon))
       if checkpoint_due:

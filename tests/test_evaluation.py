@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import evaluation as benchmark
 from dsa_jax import runs, train
-from dsa_jax.evaluation import judge, judges, protocols, report
+from dsa_jax.evaluation import curves, judge, judges, protocols, report
 from experiments import dsa_sprites, judge_sprites, vdsm_sprites
 from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
 from tests.test_train import REPO
@@ -112,6 +112,25 @@ def test_evaluate_scores_a_dsa_quick_run_and_writes_results_per_step(built, tiny
   _, labels = report.load_labelled(config.data, "test", {"heads": [["action", 9]]}, 45)
   np.testing.assert_array_equal(videos["label_action"], labels["action"])
   assert os.path.isfile(os.path.join(out_dir, report.TABLE_FILE)) and os.path.isfile(os.path.join(out_dir, "swap_grid.gif"))
+  step_4_results = os.path.join(out_dir, report.RESULTS_FILE)
+  evaluated_at = os.stat(step_4_results).st_mtime_ns
+  copy = str(tmp_path / "docs" / "curve")
+  command = [sys.executable, "-m", "experiments.learning_curve", f"--workdir={workdir}", f"--judge={judge_dir}", "--rounds=2",
+             "--num_test_videos=45", "--num_train_codes=45", "--allow_weak_judge", f"--copy_to={copy}"]
+  curve_run = subprocess.run(command, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=600)
+  assert curve_run.returncode == 0, curve_run.stderr[-3000:]
+  assert "Evaluating step 2 " in curve_run.stdout and "Evaluating step 4 " not in curve_run.stdout
+  curve = json.load(open(copy + ".json"))
+  assert os.stat(step_4_results).st_mtime_ns == evaluated_at  # step 4 was scored above with these settings: reused
+  assert [point["step"] for point in curve["points"]] == [2, 4] and curve["test_videos"] == 45
+  assert 0 < curve["points"][0]["wall_seconds"] < curve["points"][1]["wall_seconds"]
+  assert curve["points"][1]["standard_protocol"] == results["standard_protocol"]
+  assert json.load(open(os.path.join(workdir, "evaluation", curves.CURVE_FILE))) == curve
+  assert open(os.path.join(workdir, "evaluation", curves.FIGURE_FILE), "rb").read() == open(copy + ".png", "rb").read()
+  assert open(copy + ".png", "rb").read(4) == b"\x89PNG"
+  rows = curves.table(curve).splitlines()
+  assert rows == curve_run.stdout.strip().splitlines()[-4:]
+  assert rows[0].startswith("| step | wall | Acc action | IS action | reverse ") and rows[3].startswith("| 4 | 0m")
   with pytest.raises(judges.JudgeError, match=r"The 20 test videos scored have no action of class \[1\]"):
     report.evaluate_run(workdir, judge_dir, rounds=1, allow_weak_judge=True, num_test_videos=20)
   row = benchmark.measure(workdir, judge_dir, rounds=1, num_test_videos=45, allow_weak_judge=True)

@@ -122,10 +122,20 @@ def test_resume_continues_bit_identically(data_dir, tmp_path):
   train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 4}), resumed_dir)
   resumed = train.train_and_evaluate(tiny_config(data_dir), resumed_dir)
   assert leaves_equal(uninterrupted.params, resumed.params)
-  assert metric_writer.read_metrics(str(tmp_path / "a"))[6] == {
-      **metric_writer.read_metrics(resumed_dir)[6],
-      "steps_per_second": metric_writer.read_metrics(str(tmp_path / "a"))[6]["steps_per_second"],
-  }
+  timing = ("steps_per_second", "wall_seconds")
+  uninterrupted_metrics, resumed_metrics = metric_writer.read_metrics(str(tmp_path / "a")), metric_writer.read_metrics(resumed_dir)
+  assert {k: v for k, v in uninterrupted_metrics[6].items() if k not in timing} == {
+      k: v for k, v in resumed_metrics[6].items() if k not in timing}
+  resumed_wall = metric_writer.wall_seconds_by_step(resumed_dir)
+  assert 0 < resumed_wall[2] < resumed_wall[4] < resumed_wall[6]  # the resumed stage adds to the time logged before
+
+
+def test_wall_seconds_of_logs_without_them_are_integrated_from_steps_per_second(tmp_path):
+  rows = [{"step": 50, "steps_per_second": 10.0}, {"step": 100, "steps_per_second": 5.0},
+          {"step": 150, "steps_per_second": 1.0, "wall_seconds": 40.0}, {"step": 200, "steps_per_second": 2.0}]
+  (tmp_path / metric_writer.METRICS_FILE).write_text("".join(json.dumps(row) + "\n" for row in rows))
+  assert metric_writer.wall_seconds_by_step(str(tmp_path)) == {50: 5.0, 100: 15.0, 150: 40.0, 200: 65.0}
+  assert metric_writer.wall_seconds_by_step(str(tmp_path / "no_run")) == {}
 
 
 def test_resume_refuses_a_different_model(data_dir, tmp_path):

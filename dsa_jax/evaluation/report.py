@@ -123,7 +123,8 @@ def evaluate_run(
   with timed(seconds, "generation"):
     generation = protocols.frechet_and_reconstruction(run.codec, trained, test_videos, jax.random.fold_in(key, 1))
   results = {
-      "run": run.directory, "step": run.step, "stage": run.stage, "rounds": rounds, "notes": notes,
+      "run": run.directory, "step": run.step, "stage": run.stage, "rounds": rounds, "seed": seed, "notes": notes,
+      "num_test_videos_requested": num_test_videos, "train_codes_requested": num_train_codes,
       "test_videos": len(test_videos), "train_codes": len(train_videos),
       "judge": {key_: trained.info[key_] for key_ in ("dataset", "test_accuracy", "params_sha256")} | {"directory": trained.directory},
       "standard_protocol": standard,
