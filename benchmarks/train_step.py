@@ -83,6 +83,7 @@ CASES = {
     "vdsm_cpu_pretrain": lambda: vdsm_cpu_stage("pretrain"),
     "vdsm_cpu_sequence": lambda: vdsm_cpu_stage("sequence"),
     "vdsm_pretrain": lambda: vdsm_sprites_stage("pretrain"),
+    "vdsm_sprites_pretrain": lambda: (vdsm_sprites.get_config(), "pretrain"),  # as it trains: 2 clips of 8 frames per element
     "vdsm_sequence": lambda: vdsm_sprites_stage("sequence"),
     "vdsm_pendulum_pretrain": lambda: vdsm_pendulum_stage("pretrain"),
     "vdsm_pendulum_sequence": lambda: vdsm_pendulum_stage("sequence"),
@@ -172,29 +173,39 @@ def main(argv):
   if FLAGS.case:
     print(json.dumps(measure(FLAGS.case, FLAGS.steps, FLAGS.dtype)))
     return
-  rows = []
-  for name in FLAGS.cases:
-    for dtype in FLAGS.dtypes:
-      command = [sys.executable, "-m", "benchmarks.train_step", f"--case={name}", f"--steps={FLAGS.steps}", f"--dtype={dtype}"]
-      result = subprocess.run(command, capture_output=True, text=True, check=False)
-      if result.returncode:
-        raise RuntimeError(f"Case {name} in {dtype} failed:\n{result.stderr[-3000:]}")
-      rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+  rows = [measure_in_subprocess(name, FLAGS.steps, dtype) for name in FLAGS.cases for dtype in FLAGS.dtypes]
+  print(report(rows, FLAGS.steps))
+
+
+def measure_in_subprocess(name: str, steps: int, dtype: str) -> dict:
+  """measure() in a process of its own, so that its peak memory is its own."""
+  command = [sys.executable, "-m", "benchmarks.train_step", f"--case={name}", f"--steps={steps}", f"--dtype={dtype}"]
+  result = subprocess.run(command, capture_output=True, text=True, check=False)
+  if result.returncode:
+    raise RuntimeError(f"Case {name} in {dtype} failed:\n{result.stderr[-3000:]}")
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+HEADER = [
+    "case", "dtype", "batch", "params_M", "compile_s", "s_per_step", "steps_per_s", "sequences_per_s", "GFLOP_per_step",
+    "GFLOP_per_s", "matmul_fraction", "user_cpu_s_per_step", "kernel_cpu_s_per_step", "peak_rss_GB", "xla_buffers_GB",
+    "target",
+]
+
+
+def report(rows: list[dict], steps: int) -> str:
+  """The rows as a table under the device, the matmul ceiling of each dtype and the targets (adds both columns to rows)."""
   platform = jax.devices()[0].platform
-  device = f"{platform} x{jax.device_count()}"
-  header = [
-      "case", "dtype", "batch", "params_M", "compile_s", "s_per_step", "steps_per_s", "sequences_per_s", "GFLOP_per_step",
-      "GFLOP_per_s", "matmul_fraction", "user_cpu_s_per_step", "kernel_cpu_s_per_step", "peak_rss_GB", "xla_buffers_GB",
-      "target",
-  ]
-  print(f"Train step on {device} (jax {jax.__version__}), {FLAGS.steps} timed steps after one warm-up")
-  ceilings = {dtype: matmul_gflops(dtype) for dtype in FLAGS.dtypes}
-  print("A 2048^3 matmul runs here at " + ", ".join(f"{rate:.0f} GFLOP/s in {dtype}" for dtype, rate in ceilings.items()) + ".")
-  print(f"Targets of VDSM's two stages on {platform}: {VDSM_TARGETS.get(platform, 'none')}")
+  ceilings = {dtype: matmul_gflops(dtype) for dtype in dict.fromkeys(row["dtype"] for row in rows)}
   for row in rows:
     row["matmul_fraction"] = row["GFLOP_per_s"] / ceilings[row["dtype"]]
     row["target"] = target_verdict(row, platform)
-  print(tables.markdown(header, rows))
+  return "\n".join([
+      f"Train step on {platform} x{jax.device_count()} ({jax.devices()[0].device_kind}; jax {jax.__version__}), {steps} timed steps after one warm-up",
+      "A 2048^3 matmul runs here at " + ", ".join(f"{rate:.0f} GFLOP/s in {dtype}" for dtype, rate in ceilings.items()) + ".",
+      f"Targets of VDSM's two stages on {platform}: {VDSM_TARGETS.get(platform, 'none')}",
+      tables.markdown(HEADER, rows),
+  ])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ import re
 import subprocess
 import sys
 
-from benchmarks import train_step
+from benchmarks import gpu_check, train_step
+from experiments import vdsm_sprites
 from tests.test_readme import REPO
 
 
@@ -34,3 +35,10 @@ def test_benchmark_prints_a_row_per_case_and_dtype():
     assert float(row["s_per_step"]) > 0 and float(row["GFLOP_per_step"]) > 0 and float(row["peak_rss_GB"]) > 0
     assert abs(float(row["sequences_per_s"]) - 8 / float(row["s_per_step"])) <= 0.01 * float(row["sequences_per_s"])
     assert 0 < float(row["matmul_fraction"]) < 1.5
+
+
+def test_the_gpu_check_scales_both_stages_epochs_alike_to_fit_the_time_left():
+  config = vdsm_sprites.get_config()  # 300 x 50 pretraining steps, 200 x 50 sequence steps
+  assert gpu_check.fitted_epochs(config, 200.0, pretrain_step=0.02, sequence_step=0.01) == (150, 100)  # 400 s in full
+  assert gpu_check.fitted_epochs(config, 1000.0, pretrain_step=0.02, sequence_step=0.01) == (300, 200)
+  assert gpu_check.fitted_epochs(config, -5.0, pretrain_step=0.02, sequence_step=0.01) == (1, 1)

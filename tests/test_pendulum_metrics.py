@@ -70,3 +70,20 @@ def test_still_swinging_tells_a_swinging_clip_from_a_frozen_or_stopped_one():
   assert pendulum_metrics.still_swinging(videos).all()
   assert not pendulum_metrics.still_swinging(frozen).any()
   assert not pendulum_metrics.still_swinging(stopped).any()
+
+
+@pytest.mark.parametrize("image_size", [64, 16])
+def test_full_intensity_colour_needs_one_training_colour_at_full_brightness_in_every_frame(image_size):
+  parameters, videos = clips(8, per_class=1, image_size=image_size)
+  np.testing.assert_array_equal(pendulum_metrics.full_intensity_colour(videos), parameters["colour"])
+  faint = videos * 0.85  # the brightest channel of every colour (200 or more) drops 30 levels or more: past the tolerance of 20
+  assert np.all(pendulum_metrics.full_intensity_colour(faint) == -1)
+  one_faint_frame = videos.copy()
+  one_faint_frame[:, 3] *= 0.85
+  assert np.all(pendulum_metrics.full_intensity_colour(one_faint_frame) == -1)
+  first, other = 0, int(np.argmax(parameters["colour"] != parameters["colour"][0]))
+  flickering = videos[first].copy()
+  flickering[1::2] = videos[other][1::2]  # alternate frames from a clip of another colour
+  assert pendulum_metrics.full_intensity_colour(flickering[None]).tolist() == [-1]
+  slightly_off = np.clip(videos + 0.07, 0.0, 1.0)  # within 20 levels of the palette
+  np.testing.assert_array_equal(pendulum_metrics.full_intensity_colour(slightly_off), parameters["colour"])

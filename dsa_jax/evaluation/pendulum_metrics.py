@@ -141,3 +141,16 @@ def still_swinging(videos: np.ndarray) -> np.ndarray:
   more than SWINGING_PEAK_TO_PEAK there [N]."""
   angles = bob_angles(videos)[:, -max(videos.shape[1] // 3, 2) :]
   return angles.max(axis=1) - angles.min(axis=1) > SWINGING_PEAK_TO_PEAK
+
+
+FULL_INTENSITY_TOLERANCE = 0.08  # largest channel gap to a palette colour (20 of 255); palette colours lie 0.2 or more apart
+
+
+def full_intensity_colour(videos: np.ndarray) -> np.ndarray:
+  """The palette colour [N] some pixel of every frame shows at full intensity, per video [N, T, H, W, 3] (-1: none)."""
+  colours = []
+  for video in np.asarray(videos, np.float64):
+    gaps = np.abs(video[..., None, :] - PALETTE).max(axis=-1)  # [T, H, W, K]
+    in_every_frame = (gaps <= FULL_INTENSITY_TOLERANCE).any(axis=(1, 2)).all(axis=0)  # [K]
+    colours.append(int(in_every_frame.argmax()) if in_every_frame.any() else -1)
+  return np.array(colours, np.int64)
