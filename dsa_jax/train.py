@@ -19,7 +19,7 @@ import optax
 from flax.training import train_state as flax_train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from dsa_jax import checkpointing, config_checks, data, metric_writer, runs, sample_files, tasks, workdirs
+from dsa_jax import checkpointing, config_checks, data, distributed, metric_writer, runs, sample_files, tasks, workdirs
 
 TrainState = flax_train_state.TrainState
 DATA_AXIS = "data"
@@ -286,10 +286,15 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
         means, steps_per_second = window.flush()
         wall_seconds = wall_offset + time.perf_counter() - wall_started
         writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate}, steps_per_second, wall_seconds)
-      if task.codec is not None and (done % train_config.image_every == 0 or is_last):
-        writer.write_pictures(done, sample_files.summary_pictures(task.codec(state.params), dataset.visual_videos, visual_key, horizon))
+      if task.codec is not None and jax.process_index() == 0 and (done % train_config.image_every == 0 or is_last):
+        codec = task.codec(distributed.on_this_process(state.params))
+        writer.write_pictures(done, sample_files.summary_pictures(codec, dataset.visual_videos, visual_key, horizon))
       if checkpoint_due:
         checkpointer.save(done, state, config, metadata, force=is_last)
+  except Exception as error:  # a lost process surfaces as whichever error the collective it broke raises
+    if distributed.is_peer_failure(error):
+      raise distributed.peer_lost_error(step, error) from error
+    raise
   finally:
     batches.close()
     writer.close()
@@ -297,7 +302,7 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
   final_step = int(jax.device_get(state.step))
   if task.codec is not None and jax.process_index() == 0:
     paths, scores = runs.write_results(
-        task.codec(state.params), config, dataset.visual_videos, dataset.evaluation_videos, visual_key,
+        task.codec(distributed.on_this_process(state.params)), config, dataset.visual_videos, dataset.evaluation_videos, visual_key,
         runs.sample_dir(workdir, final_step),
     )
     if scores:

@@ -5,12 +5,12 @@ import sys
 from collections.abc import Callable
 
 from data_pipelines.manual_data import ManualDataError
-from dsa_jax import checkpointing, data, tasks, train, workdirs
+from dsa_jax import checkpointing, data, distributed, tasks, train, workdirs
 from dsa_jax.evaluation import judges
 
 USER_ERRORS = (
     checkpointing.CheckpointError, data.DataError, ManualDataError, tasks.ConfigError,
-    workdirs.WorkdirLockedError, train.NonFiniteLossError, judges.JudgeError,
+    workdirs.WorkdirLockedError, train.NonFiniteLossError, judges.JudgeError, distributed.DistributedError,
 )
 
 

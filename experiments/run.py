@@ -2,17 +2,27 @@ r"""Trains a model: `python -m experiments.run --config=experiments/<model>_<dat
 
 Rerunning the same command resumes from the newest intact checkpoint in DIR. Any config field
 can be overridden, e.g. `--config.train.num_steps=1000` (VDSM: `--config.vdsm_pretrain.num_epochs=10`).
+
+Several processes (hosts) train as one run when each gets the same command with
+`--coordinator_address=HOST:PORT` (process 0's host), `--num_processes=N` and its own
+`--process_id` (or $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES, $JAX_PROCESS_ID), and DIR is
+one folder all of them see.
 """
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dsa_jax import train
+from dsa_jax import distributed, train
 from experiments import entry
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, path[:variant].", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard summaries and samples.")
+flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 in a multi-process run (default $JAX_COORDINATOR_ADDRESS).")
+flags.DEFINE_integer("num_processes", None, "Processes of a multi-process run (default $JAX_NUM_PROCESSES).")
+flags.DEFINE_integer("process_id", None, "This process's index, 0 on the coordinator's host (default $JAX_PROCESS_ID).")
+flags.DEFINE_integer("distributed_timeout_seconds", 300, "How long a process waits for the coordinator and the others to join.")
+flags.DEFINE_integer("heartbeat_timeout_seconds", 100, "How long a silent process is waited for before the run stops.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -20,6 +30,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  distributed.initialize(
+      FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, FLAGS.distributed_timeout_seconds,
+      FLAGS.heartbeat_timeout_seconds,
+  )
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

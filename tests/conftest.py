@@ -36,7 +36,7 @@ def pytest_configure(config):
 # The longest files first: under `pytest -n 2 --dist loadfile` both workers then finish together.
 LONGEST_FILES = (
     "test_quick_pendulum.py", "test_quick_pendulum_bfloat16.py", "test_evaluation.py", "test_vdsm_quick.py",
-    "test_notebooks.py", "test_precision.py", "test_train.py", "test_run_faults.py", "test_judges.py",
+    "test_notebooks.py", "test_distributed.py", "test_precision.py", "test_train.py", "test_run_faults.py", "test_judges.py",
 )
 
 
