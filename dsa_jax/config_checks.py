@@ -16,7 +16,7 @@ AT_LEAST_ONE = (
     "vdsm.transition_size", "vdsm.identity_hidden", "vdsm.group_size",
     "vdsm_pretrain.batch_size", "vdsm_pretrain.num_epochs", "vdsm_pretrain.steps_per_epoch",
     "vdsm_sequence.batch_size", "vdsm_sequence.num_epochs", "vdsm_sequence.steps_per_epoch",
-    "judge.feature_size", "judge.lstm_size",
+    "judge.feature_size", "judge.lstm_size", "train.model_parallelism", "train.shard_min_elements",
 )
 POSITIVE = (
     "train.learning_rate", "train.grad_clip_norm", "vdsm_pretrain.learning_rate", "vdsm_sequence.learning_rate",

@@ -12,6 +12,7 @@ import socket
 import time
 
 import jax
+from jax.experimental import multihost_utils
 
 PEER_FAILURE = re.compile(r"Gloo|NCCL|Connection (closed|reset|refused)|heartbeat|UNAVAILABLE|DEADLINE_EXCEEDED")
 
@@ -89,7 +90,7 @@ def peer_lost_error(step: int, error: BaseException) -> DistributedError:
 
 
 def on_this_process(tree):
-  """A tree of replicated global arrays as copies on this process's first device (the tree itself for one process)."""
-  if jax.process_count() == 1:
+  """A tree of global arrays whole on this process's first device (itself if this process holds it all); every process must call it."""
+  if all(leaf.is_fully_addressable for leaf in jax.tree.leaves(tree)):
     return tree
-  return jax.device_put(jax.device_get(tree), jax.local_devices()[0])
+  return jax.device_put(multihost_utils.process_allgather(tree, tiled=True), jax.local_devices()[0])

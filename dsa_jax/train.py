@@ -1,12 +1,15 @@
 """The one training loop for every model and stage.
 
-`train_step(state, batch, key)` is jitted with the state donated; the batch is sharded over
-a one-axis "data" mesh of all devices and the state is replicated. Randomness at a step is
-`fold_in(key, step)`, so a resumed run continues bit-identically.
+`train_step(state, batch, key)` is jitted with the state donated over a ("data", "model") mesh
+of all devices: the batch is split over "data"; the state is replicated, except that with
+config.train.model_parallelism = M > 1 every leaf of at least config.train.shard_min_elements
+elements is split over the M devices of "model" along its largest dimension M divides.
+Randomness at a step is `fold_in(key, step)`, so a resumed run continues bit-identically.
 """
 
 import contextlib
 import functools
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -22,7 +25,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from dsa_jax import checkpointing, config_checks, data, distributed, metric_writer, runs, sample_files, tasks, workdirs
 
 TrainState = flax_train_state.TrainState
-DATA_AXIS = "data"
+DATA_AXIS, MODEL_AXIS = "data", "model"
+SHARD_MIN_ELEMENTS = 1 << 18  # smaller leaves stay replicated: splitting them costs more in collectives than it saves
 # XLA:CPU lowers convolutions to YNNPACK by default; its weight gradients of the VDSM encoder
 # run 2-3x slower than Eigen's. Keep YNNPACK for dots and reductions only.
 CPU_COMPILER_OPTIONS = {
@@ -37,10 +41,33 @@ class NonFiniteLossError(FloatingPointError):
   """A loss term or gradient norm became NaN or Inf."""
 
 
-def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-  """A one-axis "data" mesh over the given devices (default: all)."""
+def make_mesh(devices: Sequence[jax.Device] | None = None, model_parallelism: int = 1) -> Mesh:
+  """A ("data", "model") mesh over the given devices (default: all), model_parallelism of them along "model"."""
   devices = jax.devices() if devices is None else list(devices)
-  return Mesh(np.array(devices), (DATA_AXIS,))
+  if model_parallelism < 1 or len(devices) % model_parallelism:
+    raise tasks.ConfigError(
+        f"config.train.model_parallelism={model_parallelism} does not divide the {len(devices)} devices; "
+        f"set it to a divisor of {len(devices)} (1: parameters replicated)."
+    )
+  grid = np.array(devices).reshape(len(devices) // model_parallelism, model_parallelism)
+  return Mesh(grid, (DATA_AXIS, MODEL_AXIS))
+
+
+def leaf_sharding(shape: tuple[int, ...], mesh: Mesh, min_elements: int = SHARD_MIN_ELEMENTS) -> NamedSharding:
+  """A leaf's sharding: split along its largest dimension the "model" axis divides if it is large, else replicated."""
+  parts = mesh.shape[MODEL_AXIS]
+  if parts == 1 or math.prod(shape) < min_elements:
+    return replicated(mesh)
+  splittable = [axis for axis, size in enumerate(shape) if size % parts == 0]
+  if not splittable:
+    return replicated(mesh)
+  axis = max(splittable, key=lambda a: (shape[a], a))
+  return NamedSharding(mesh, PartitionSpec(*(MODEL_AXIS if a == axis else None for a in range(len(shape)))))
+
+
+def state_shardings(abstract: Any, mesh: Mesh, min_elements: int = SHARD_MIN_ELEMENTS) -> Any:
+  """leaf_sharding of every leaf of a (shape-only) train state: Adam's moments follow their parameters."""
+  return jax.tree.map(lambda leaf: leaf_sharding(tuple(leaf.shape), mesh, min_elements), abstract)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -96,19 +123,19 @@ def _on_cpu(mesh: Mesh) -> bool:
   return mesh.devices.flat[0].platform == "cpu"
 
 
-def jit_state_init(init_fn: Callable[..., TrainState], mesh: Mesh):
-  """init_fn (create_train_state or state_from_params, partially applied) jitted to a replicated state."""
+def jit_state_init(init_fn: Callable[..., TrainState], mesh: Mesh, shardings: Any = None):
+  """init_fn (create_train_state or state_from_params, partially applied) jitted to a state laid out as `shardings` (default replicated)."""
   options = CPU_INIT_COMPILER_OPTIONS if _on_cpu(mesh) else None
-  return jax.jit(init_fn, out_shardings=replicated(mesh), compiler_options=options)
+  return jax.jit(init_fn, out_shardings=replicated(mesh) if shardings is None else shardings, compiler_options=options)
 
 
-def jit_train_step(loss_fn, mesh: Mesh):
-  """train_step jitted with the state donated and replicated, and the CPU compiler options on CPU."""
+def jit_train_step(loss_fn, mesh: Mesh, shardings: Any = None):
+  """train_step jitted with the state donated and kept as `shardings` (default replicated), and the CPU compiler options on CPU."""
   options = CPU_COMPILER_OPTIONS if _on_cpu(mesh) else None
   return jax.jit(
       functools.partial(train_step, loss_fn=loss_fn),
       donate_argnums=(0,),
-      out_shardings=(replicated(mesh), replicated(mesh)),
+      out_shardings=(replicated(mesh) if shardings is None else shardings, replicated(mesh)),
       compiler_options=options,
   )
 
@@ -126,11 +153,13 @@ def check_finite(records: list[tuple[int, dict[str, float]]], learning_rate_fiel
       )
 
 
-def abstract_state(task: tasks.Task, tx, video_shape: tuple[int, ...], sharding) -> TrainState:
-  """Shapes, dtypes and shardings of the train state, without allocating it."""
+def abstract_state(task: tasks.Task, tx, video_shape: tuple[int, ...], mesh: Mesh, min_elements: int = SHARD_MIN_ELEMENTS) -> TrainState:
+  """Shapes, dtypes and shardings (state_shardings) of the train state, without allocating it."""
   videos = jax.ShapeDtypeStruct((1, *video_shape), jnp.uint8)
   shapes = jax.eval_shape(lambda v: create_train_state(task, tx, v, jax.random.key(0)), videos)
-  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+  return jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=leaf_sharding(tuple(s.shape), mesh, min_elements)), shapes
+  )
 
 
 class _Window:
@@ -192,10 +221,11 @@ def batch_spec(dataset: TrainingData, task: tasks.Task, batch_size: int) -> data
 
 def check_batch_size(stage: tasks.Stage, mesh: Mesh) -> int:
   """The per-process batch size of a stage; the global one must split evenly over devices."""
-  if stage.batch_size % mesh.size:
+  replicas = mesh.shape[DATA_AXIS]
+  if stage.batch_size % replicas:
     field = stage.field("batch_size")
     raise tasks.ConfigError(
-        f"{field}={stage.batch_size} does not split over {mesh.size} devices; set {field} to a multiple of {mesh.size}."
+        f"{field}={stage.batch_size} does not split over {replicas} data-parallel devices; set {field} to a multiple of {replicas}."
     )
   return stage.batch_size // jax.process_count()
 
@@ -204,7 +234,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   """Trains config.model on config.data in workdir, stage by stage, resuming where it stopped."""
   config_checks.validate(config)
   workdir = workdirs.expand(workdir)
-  mesh = make_mesh()
+  mesh = make_mesh(model_parallelism=config.train.get("model_parallelism", 1))
   lock = workdirs.locked(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
   with lock:
     dataset = load_training_data(config.data, config.sample)
@@ -242,15 +272,17 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
       checkpointing.checkpoint_dir(workdir), train_config.checkpoint_every, train_config.max_checkpoints
   )
   identities = data.identity_labels(dataset.train, dataset.config.name) if task.group_size > 1 else None
+  abstract = abstract_state(task, tx, video_shape, mesh, train_config.get("shard_min_elements", SHARD_MIN_ELEMENTS))
+  shardings = jax.tree.map(lambda leaf: leaf.sharding, abstract)
   if checkpointer.latest_step() is None:
     start_step = 0
     if task.load_params is None:
       first = data.batch_at_step(dataset.train, batch_spec(dataset, task, stage.batch_size), config.seed, 0, identities)
-      state = jit_state_init(functools.partial(create_train_state, task, tx), mesh)(first[data.VIDEO_KEY], init_key)
+      state = jit_state_init(functools.partial(create_train_state, task, tx), mesh, shardings)(first[data.VIDEO_KEY], init_key)
     else:
-      state = jit_state_init(functools.partial(state_from_params, task, tx), mesh)(task.load_params())
+      state = jit_state_init(functools.partial(state_from_params, task, tx), mesh, shardings)(task.load_params())
   else:
-    start_step, state = _resume(checkpointer, config, metadata, abstract_state(task, tx, video_shape, replicated(mesh)))
+    start_step, state = _resume(checkpointer, config, metadata, abstract)
     print(f"Resuming from the checkpoint at step {start_step} in {checkpointer.directory}.")
 
   spec = batch_spec(dataset, task, local_batch_size)
@@ -260,7 +292,7 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
   )
   horizon = config.sample.num_frames or dataset.config.num_frames
   writer = metric_writer.MetricWriter(workdir, task.name, stage.num_steps, start_step)
-  step_fn = jit_train_step(task.loss_fn, mesh)
+  step_fn = jit_train_step(task.loss_fn, mesh, shardings)
   window = _Window(stage.field("learning_rate"))
   wall_offset = metric_writer.wall_seconds_by_step(workdir).get(start_step, 0.0) if start_step else 0.0
   wall_started = time.perf_counter()
@@ -286,9 +318,11 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
         means, steps_per_second = window.flush()
         wall_seconds = wall_offset + time.perf_counter() - wall_started
         writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate}, steps_per_second, wall_seconds)
-      if task.codec is not None and jax.process_index() == 0 and (done % train_config.image_every == 0 or is_last):
-        codec = task.codec(distributed.on_this_process(state.params))
-        writer.write_pictures(done, sample_files.summary_pictures(codec, dataset.visual_videos, visual_key, horizon))
+      if task.codec is not None and (done % train_config.image_every == 0 or is_last):
+        params = distributed.on_this_process(state.params)
+        if jax.process_index() == 0:
+          pictures = sample_files.summary_pictures(task.codec(params), dataset.visual_videos, visual_key, horizon)
+          writer.write_pictures(done, pictures)
       if checkpoint_due:
         checkpointer.save(done, state, config, metadata, force=is_last)
   except Exception as error:  # a lost process surfaces as whichever error the collective it broke raises
@@ -300,9 +334,10 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
     writer.close()
     checkpointer.close()
   final_step = int(jax.device_get(state.step))
+  params = distributed.on_this_process(state.params) if task.codec is not None else None
   if task.codec is not None and jax.process_index() == 0:
     paths, scores = runs.write_results(
-        task.codec(distributed.on_this_process(state.params)), config, dataset.visual_videos, dataset.evaluation_videos, visual_key,
+        task.codec(params), config, dataset.visual_videos, dataset.evaluation_videos, visual_key,
         runs.sample_dir(workdir, final_step),
     )
     if scores:

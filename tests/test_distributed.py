@@ -103,3 +103,19 @@ def test_an_unreachable_coordinator_fails_in_bounded_time_naming_the_address(tmp
   assert result.returncode == 1 and time.monotonic() - started < 60
   assert result.stderr.strip().splitlines()[-1].startswith(f"DistributedError: Could not reach the coordinator at 127.0.0.1:{port} within 2 s")
   assert os.listdir(tmp_path) == []
+
+
+def test_parameters_split_over_a_model_axis_train_and_resume_to_the_same_losses(data_dir, single_process_losses, tmp_path):
+  workdir = str(tmp_path / "model_parallel")
+  command = [
+      sys.executable, "-m", "experiments.run", "--config=tests/distributed_config.py", f"--config.data.data_dir={data_dir}",
+      f"--workdir={workdir}", "--config.train.model_parallelism=2", "--config.train.shard_min_elements=256",
+  ]
+  environment = {**os.environ, "PYTHONPATH": REPO, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  for num_steps in (4, 6):  # the second run resumes from step 4, restoring the split state
+    result = subprocess.run([*command, f"--config.train.num_steps={num_steps}"], cwd=REPO, env=environment,
+                            capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    assert result.returncode == 0, result.stderr[-2000:]
+  assert "Resuming from the checkpoint at step 4 " in result.stdout
+  model_parallel = losses(workdir)
+  np.testing.assert_allclose([model_parallel[s] for s in (2, 4, 6)], [single_process_losses[s] for s in (2, 4, 6)], rtol=1e-5)

@@ -21,7 +21,7 @@ from tensorboardX.proto import event_pb2
 
 import dsa_jax
 from dsa_jax import checkpointing, metric_writer, runs, tasks, train
-from experiments import vdsm_pendulum
+from experiments import vdsm_pendulum, vdsm_sprites
 from tests.conftest import pendulum_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -186,8 +186,11 @@ def test_nan_stops_the_run_naming_step_and_term_and_saves_nothing_after(data_dir
 def test_batch_size_must_split_over_devices_naming_the_field_that_sets_it(data_dir):
   mesh = train.make_mesh(jax.devices() * 3)  # three "devices" (the same one, for the check only)
   (dsa_stage,) = tasks.make_stages(tiny_config(data_dir), (64, 64, 3), "/unused")
-  with pytest.raises(tasks.ConfigError, match=r"config.train.batch_size=4 does not split over 3 devices; set config.train.batch_size to a multiple of 3"):
+  with pytest.raises(tasks.ConfigError, match=r"config.train.batch_size=4 does not split over 3 data-parallel devices; set config.train.batch_size to a multiple of 3"):
     train.check_batch_size(dsa_stage, mesh)
+  assert train.check_batch_size(dsa_stage, train.make_mesh(jax.devices() * 6, model_parallelism=3)) == 4  # 2 replicas of 3
+  with pytest.raises(tasks.ConfigError, match=r"config.train.model_parallelism=4 does not divide the 6 devices; set it to a divisor of 6"):
+    train.make_mesh(jax.devices() * 6, model_parallelism=4)
   vdsm_config = vdsm_pendulum.get_config("quick")
   vdsm_config.vdsm_pretrain.batch_size = 4
   pretrain, _ = tasks.make_stages(vdsm_config, (16, 16, 3), "/unused")
@@ -224,28 +227,49 @@ config = tiny_config("/unused")
 task = tasks.dsa_task(config, (64, 64, 3))
 tx = train.make_optimizer(config.train.learning_rate)
 videos = np.random.default_rng(0).integers(0, 256, (4, 4, 64, 64, 3), dtype=np.uint8)
-losses = {}
-for count in (1, 2):
-  mesh = train.make_mesh(jax.devices()[:count])
-  state = train.jit_state_init(functools.partial(train.create_train_state, task, tx), mesh)(videos, jax.random.key(0))
-  step = train.jit_train_step(task.loss_fn, mesh)
+losses, split = {}, {}
+for name, count, model_parallelism in (("one", 1, 1), ("data", 2, 1), ("model", 2, 2)):
+  mesh = train.make_mesh(jax.devices()[:count], model_parallelism)
+  abstract = train.abstract_state(task, tx, (4, 64, 64, 3), mesh, min_elements=256)
+  shardings = jax.tree.map(lambda leaf: leaf.sharding, abstract)
+  state = train.jit_state_init(functools.partial(train.create_train_state, task, tx), mesh, shardings)(videos, jax.random.key(0))
+  step = train.jit_train_step(task.loss_fn, mesh, shardings)
   for _ in range(2):
     state, metrics = step(state, train.shard_batch({"video": videos}, mesh), jax.random.key(1))
-  losses[count] = float(metrics["loss"])
+  losses[name] = float(metrics["loss"])
   assert metrics["loss"].sharding.num_devices == count
-print(json.dumps({"devices": len(jax.devices()), **{str(k): v for k, v in losses.items()}}))
+  leaves = jax.tree.leaves(state)
+  split[name] = sum(leaf.size for leaf in leaves if not leaf.sharding.is_fully_replicated) / sum(leaf.size for leaf in leaves)
+  assert all(leaf.sharding == want for leaf, want in zip(leaves, jax.tree.leaves(shardings)))
+print(json.dumps({"devices": len(jax.devices()), "losses": losses, "split": split}))
 """
 
 
-def test_sharded_step_matches_one_device():
+def test_data_and_model_parallel_steps_match_one_device():
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": REPO}
   result = subprocess.run(
       [sys.executable, "-c", SHARDED_SCRIPT], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
   )
   assert result.returncode == 0, result.stderr[-3000:]
-  losses = json.loads(result.stdout.strip().splitlines()[-1])
-  assert losses["devices"] == 2
-  np.testing.assert_allclose(losses["2"], losses["1"], rtol=1e-5)
+  measured = json.loads(result.stdout.strip().splitlines()[-1])
+  losses, split = measured["losses"], measured["split"]
+  assert measured["devices"] == 2 and split["one"] == split["data"] == 0.0 and split["model"] > 0.2, split  # the tiny model: odd widths stay whole
+  np.testing.assert_allclose([losses["data"], losses["model"]], [losses["one"]] * 2, rtol=1e-5)
+
+
+def test_model_parallelism_splits_nearly_all_of_vdsm_sprites_state():
+  config = vdsm_sprites.get_config()
+  (pretrain, _), mesh = tasks.make_stages(config, (64, 64, 3), "/unused"), train.make_mesh(jax.devices() * 4, model_parallelism=4)
+  abstract = train.abstract_state(pretrain.task, train.make_optimizer(1e-3), (8 * 2, 64, 64, 3), mesh)
+  leaves = jax.tree.leaves(abstract)
+  total = sum(leaf.size for leaf in leaves)
+  split = [leaf for leaf in leaves if leaf.sharding.spec != jax.sharding.PartitionSpec()]
+  assert total > 3 * 150e6  # parameters and Adam's two moments
+  assert sum(leaf.size for leaf in split) > 0.97 * total
+  assert all(leaf.shape[list(leaf.sharding.spec).index("model")] % 4 == 0 for leaf in split)
+  assert train.leaf_sharding((3, 7), mesh, min_elements=1).spec == jax.sharding.PartitionSpec()  # 4 divides neither
+  assert train.leaf_sharding((8, 12), mesh, min_elements=1).spec == jax.sharding.PartitionSpec(None, "model")
+  assert train.leaf_sharding((8, 12), mesh, min_elements=97).spec == jax.sharding.PartitionSpec()
 
 
 def _run_command(workdir: str, data_dir: str, num_steps: int) -> list[str]:
