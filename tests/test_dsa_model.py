@@ -25,28 +25,30 @@ def videos(key=KEY, shape=(B, T, *IMAGE)):
 
 def test_frame_encoder_and_decoder_shapes():
   frames = videos().reshape(B * T, *IMAGE)
-  encoder = layers.FrameEncoder(num_channels=3, feature_size=13)
+  encoder = layers.FrameEncoder(widths=(3, 3, 3), feature_size=13)
   features = encoder.apply(encoder.init(KEY, frames), frames)
   assert features.shape == (B * T, 13)
-  decoder = layers.FrameDecoder(num_channels=3, hidden_size=13, image_shape=IMAGE)
+  decoder = layers.FrameDecoder(widths=(3, 3, 3), hidden_size=13, image_shape=IMAGE)
   latents = jnp.ones((B * T, F + Z))
   assert decoder.apply(decoder.init(KEY, latents), latents).shape == (B * T, *IMAGE)
+  with pytest.raises(ValueError, match=r"16x16 frames need one conv width per resolution from 16 down to 4; got \(3, 3\)"):
+    layers.FrameEncoder(widths=(3, 3), feature_size=13).init(KEY, frames)
 
 
 def test_channels_per_resolution_set_each_conv_width():
   frames = videos().reshape(B * T, *IMAGE)
   widths = (2, 3, 5)  # at 16, 8 and 4 pixels
-  encoder = layers.FrameEncoder(num_channels=7, feature_size=13, channels_per_resolution=widths)
+  encoder = layers.FrameEncoder(widths=widths, feature_size=13)
   encoder_params = encoder.init(KEY, frames)["params"]
   assert [encoder_params[name]["kernel"].shape[-1] for name in ("conv_in", "down_0", "down_1")] == list(widths)
   assert encoder_params["dense"]["kernel"].shape == (4 * 4 * 5, 13)
-  decoder = layers.FrameDecoder(num_channels=7, hidden_size=13, image_shape=IMAGE, channels_per_resolution=widths)
+  decoder = layers.FrameDecoder(widths=widths, hidden_size=13, image_shape=IMAGE)
   latents = jnp.ones((B * T, F + Z))
   decoder_params = decoder.init(KEY, latents)["params"]
   assert decoder_params["dense_1"]["kernel"].shape == (13, 4 * 4 * 5)
   assert [decoder_params[name]["kernel"].shape[-1] for name in ("up_0", "up_1")] == [3, 2]
   assert decoder.apply({"params": decoder_params}, latents).shape == (B * T, *IMAGE)
-  assert layers.resolution_channels(7, (), 16) == (7, 7, 7)
+  assert layers.resolution_channels(7, (), 16) == (7, 7, 7) and layers.resolution_channels(7, widths, 16) == widths
 
 
 @pytest.mark.parametrize("widths", [(2, 3), (2, 0, 5)])

@@ -52,7 +52,12 @@ class DSAConfig:
     height, width, _ = self.image_shape
     if height != width:
       raise ValueError(f"DSA needs square frames; got image_shape={self.image_shape}.")
-    layers.resolution_channels(self.num_channels, self.channels_per_resolution, height)
+    layers.resolution_channels(self.num_channels, self.channels_per_resolution, height)  # raises on a bad list
+
+  @property
+  def conv_widths(self) -> tuple[int, ...]:
+    """Conv widths at H, H/2, ..., 4: channels_per_resolution, or num_channels at each."""
+    return layers.resolution_channels(self.num_channels, self.channels_per_resolution, self.image_shape[0])
 
 
 class DSAOutput(NamedTuple):
@@ -292,16 +297,12 @@ class DSA(nn.Module):
   def setup(self):
     config = self.config
     dtype = layers.compute_dtype(config.compute_dtype)
-    self.frame_encoder = layers.FrameEncoder(
-        config.num_channels, config.dim_hidden, dtype, config.channels_per_resolution
-    )
+    self.frame_encoder = layers.FrameEncoder(config.conv_widths, config.dim_hidden, dtype)
     self.static_posterior = StaticPosterior(config.dim_f, config.dim_h, config.posterior_init_log_scale, dtype)
     posterior_class = FactorisedPosterior if config.posterior == "factorised" else FullPosterior
     self.dynamic_posterior = posterior_class(config.dim_z, config.dim_h, config.posterior_init_log_scale, dtype)
     self.prior = DynamicsPrior(config.prior, config.dim_z, config.dim_h, dtype)
-    self.decoder = layers.FrameDecoder(
-        config.num_channels, config.dim_hidden, config.image_shape, dtype, config.channels_per_resolution
-    )
+    self.decoder = layers.FrameDecoder(config.conv_widths, config.dim_hidden, config.image_shape, dtype)
 
   def encode(
       self, videos: jax.Array, sample: bool = True

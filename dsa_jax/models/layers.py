@@ -51,18 +51,23 @@ relu_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 relu_init_conv_transpose_2x = nn.initializers.variance_scaling(2.0 * 9 / 2.25, "fan_in", "truncated_normal")
 
 
+def _check_widths(widths: tuple[int, ...], image_size: int) -> None:
+  if len(widths) != num_resolution_steps(image_size) + 1:
+    raise ValueError(f"{image_size}x{image_size} frames need one conv width per resolution from {image_size} down to 4; got {widths}.")
+
+
 class FrameEncoder(nn.Module):
   """Conv net per frame: [N, H, W, C] -> [N, feature_size] (mirror of FrameDecoder)."""
 
-  num_channels: int
+  widths: tuple[int, ...]  # conv widths at H, H/2, ..., 4 (resolution_channels)
   feature_size: int
   dtype: jnp.dtype = jnp.float32  # of the activations and the operands of every conv and matmul
-  channels_per_resolution: tuple[int, ...] = ()  # widths at H, H/2, ..., 4; () = num_channels at each
 
   @nn.compact
   def __call__(self, frames: jax.Array) -> jax.Array:
     num_frames, height = frames.shape[0], frames.shape[1]
-    widths = resolution_channels(self.num_channels, self.channels_per_resolution, height)
+    widths = tuple(self.widths)
+    _check_widths(widths, height)
     conv = functools.partial(nn.Conv, kernel_size=(3, 3), kernel_init=relu_init, dtype=self.dtype)
     hidden = nn.relu(conv(widths[0], name="conv_in")(frames))  # [N, H, W, widths[0]]
     for i, width in enumerate(widths[1:]):
@@ -117,16 +122,16 @@ class ConvTranspose2x(nn.Module):
 class FrameDecoder(nn.Module):
   """MLP then deconvs 4 -> 8 -> ... -> H: [N, D] -> float32 pixel logits [N, H, W, C]."""
 
-  num_channels: int
+  widths: tuple[int, ...]  # conv widths at H, H/2, ..., 4, as FrameEncoder's (used from 4 up)
   hidden_size: int
   image_shape: tuple[int, int, int]
   dtype: jnp.dtype = jnp.float32
-  channels_per_resolution: tuple[int, ...] = ()  # widths at H, H/2, ..., 4; () = num_channels at each
 
   @nn.compact
   def __call__(self, latents: jax.Array) -> jax.Array:
     height, _, channels = self.image_shape
-    widths = resolution_channels(self.num_channels, self.channels_per_resolution, height)[::-1]  # from 4x4 up
+    _check_widths(tuple(self.widths), height)
+    widths = tuple(self.widths)[::-1]  # from 4x4 up
     dense = functools.partial(nn.Dense, kernel_init=relu_init, dtype=self.dtype)
     hidden = nn.relu(dense(self.hidden_size, name="dense_0")(latents))
     hidden = nn.relu(dense(4 * 4 * widths[0], name="dense_1")(hidden))

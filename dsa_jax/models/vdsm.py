@@ -84,9 +84,9 @@ class SequenceOutput(NamedTuple):
   z: jax.Array  # [B, T, Z]
 
 
-def softplus_scale(raw: jax.Array) -> jax.Array:
-  """A positive scale from a raw network output."""
-  return jax.nn.softplus(raw) + SCALE_FLOOR
+def softplus_gaussian(loc: jax.Array, raw_scale: jax.Array) -> dist.Gaussian:
+  """A float32 Gaussian from raw network outputs (any float dtype): loc as is, scale through softplus."""
+  return dist.Gaussian(loc.astype(jnp.float32), jax.nn.softplus(raw_scale.astype(jnp.float32)) + SCALE_FLOOR)
 
 
 class GaussianDense(nn.Module):
@@ -97,9 +97,8 @@ class GaussianDense(nn.Module):
 
   @nn.compact
   def __call__(self, inputs: jax.Array) -> dist.Gaussian:
-    raw = nn.Dense(2 * self.features, dtype=self.dtype, name="dense")(inputs).astype(jnp.float32)
-    loc, scale = jnp.split(raw, 2, axis=-1)
-    return dist.Gaussian(loc, softplus_scale(scale))
+    raw = nn.Dense(2 * self.features, dtype=self.dtype, name="dense")(inputs)
+    return softplus_gaussian(*jnp.split(raw, 2, axis=-1))
 
 
 class IdentityHead(nn.Module):
@@ -124,8 +123,7 @@ class StaticFactor(nn.Module):
   @nn.compact
   def __call__(self, mean_identity: dist.Gaussian) -> dist.Gaussian:
     loc = nn.leaky_relu(nn.Dense(self.dim_s, dtype=self.dtype, name="loc")(mean_identity.loc))
-    scale = softplus_scale(nn.Dense(self.dim_s, dtype=self.dtype, name="scale")(mean_identity.scale).astype(jnp.float32))
-    return dist.Gaussian(loc.astype(jnp.float32), scale)
+    return softplus_gaussian(loc, nn.Dense(self.dim_s, dtype=self.dtype, name="scale")(mean_identity.scale))
 
 
 class StackedBiLSTM(nn.Module):
@@ -214,7 +212,7 @@ class Combiner(nn.Module):
   def step(self, h_hat: jax.Array, z_previous: jax.Array) -> dist.Gaussian:
     """q(z_t) [B, Z] from h_hat_t = LReLU(FC([h_bar_t, d])) [B, H] and z_t-1 [B, Z]."""
     combined = 0.5 * (jnp.tanh(self.from_z(z_previous)) + h_hat)
-    return dist.Gaussian(self.loc(combined).astype(jnp.float32), softplus_scale(self.scale(combined).astype(jnp.float32)))
+    return softplus_gaussian(self.loc(combined), self.scale(combined))
 
   def __call__(self, h_bar: jax.Array, d: jax.Array, noise: jax.Array) -> tuple[jax.Array, dist.Gaussian]:
     """Samples z [B, T, Z] = loc + scale * noise and q(z_t | z_t-1) [B, T, Z]."""
@@ -262,7 +260,7 @@ class GatedTransition(nn.Module):
     gate = jax.nn.sigmoid(self.gate_out(nn.relu(self.gate_hidden(inputs))))
     proposal = self.proposal_out(nn.relu(self.proposal_hidden(inputs)))
     loc = gate * proposal + (1.0 - gate) * self.linear(inputs)
-    return dist.Gaussian(loc.astype(jnp.float32), softplus_scale(self.scale(nn.relu(proposal)).astype(jnp.float32)))
+    return softplus_gaussian(loc, self.scale(nn.relu(proposal)))
 
 
 def transition_rollout(transition, z_1: jax.Array, d: jax.Array, noise: jax.Array) -> jax.Array:
