@@ -1,8 +1,10 @@
-"""What every command does with a user's mistake: one clear message as the last lines, exit status 1."""
+"""What the commands share: a user's mistake as one clear message in the last lines (exit status 1), and the scoring flags."""
 
 import os
 import sys
 from collections.abc import Callable
+
+from absl import flags
 
 from data_pipelines.manual_data import ManualDataError
 from dsa_jax import checkpointing, data, distributed, tasks, train, workdirs
@@ -26,3 +28,15 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
       os._exit(1)  # skips interpreter shutdown, where orbax's background threads print pages of asyncio errors
 
   return run
+
+
+def define_scoring_flags(rounds: int, rounds_help: str) -> None:
+  """The flags of experiments.evaluate and experiments.learning_curve: the run, the judge and the protocols' settings."""
+  flags.DEFINE_string("workdir", None, "A training run's workdir (or one stage's folder).")
+  flags.DEFINE_string("judge", None, "A judge folder (experiments.train_judge); default the one shipped for the run's dataset.")
+  flags.DEFINE_integer("rounds", rounds, rounds_help)
+  flags.DEFINE_integer("seed", 0, "Seed of the prior draws.")
+  flags.DEFINE_integer("num_test_videos", None, "Score only the first N test videos (default all, as published).")
+  flags.DEFINE_integer("num_train_codes", 2000, "Training videos whose codes fit the classifiers of VDSM's Table 1.")
+  flags.DEFINE_bool("allow_weak_judge", False, "Score with a judge under 99% on a head (the results say so).")
+  flags.mark_flags_as_required(["workdir"])

@@ -13,16 +13,9 @@ from dsa_jax.evaluation import judges, report
 from experiments import entry
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A training run's workdir (or one stage's folder).")
-flags.DEFINE_string("judge", None, "A judge folder (experiments.train_judge); default the one shipped for the run's dataset.")
-flags.DEFINE_integer("rounds", 5, "Prior draws of the protocols (mean and std over them).")
+entry.define_scoring_flags(5, "Prior draws of the protocols (mean and std over them).")
 flags.DEFINE_integer("step", None, "Checkpoint step; default the newest intact one.")
-flags.DEFINE_integer("seed", 0, "Seed of the prior draws.")
-flags.DEFINE_integer("num_test_videos", None, "Score only the first N test videos (default all, as published).")
-flags.DEFINE_integer("num_train_codes", 2000, "Training videos whose codes fit the classifiers of VDSM's Table 1.")
 flags.DEFINE_bool("save_videos", False, "Also save the protocols' generated videos as .npz.")
-flags.DEFINE_bool("allow_weak_judge", False, "Score with a judge under 99% on a head (the results say so).")
-flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):

@@ -17,15 +17,8 @@ from dsa_jax.evaluation import curves
 from experiments import entry
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A training run's workdir (or one stage's folder).")
-flags.DEFINE_string("judge", None, "A judge folder (experiments.train_judge); default the one shipped for the run's dataset.")
-flags.DEFINE_integer("rounds", 1, "Prior draws of the protocols at each checkpoint.")
-flags.DEFINE_integer("seed", 0, "Seed of the prior draws.")
-flags.DEFINE_integer("num_test_videos", None, "Score only the first N test videos (default all).")
-flags.DEFINE_integer("num_train_codes", 2000, "Training videos whose codes fit the classifiers of VDSM's Table 1.")
-flags.DEFINE_bool("allow_weak_judge", False, "Score with a judge under 99% on a head (the results say so).")
+entry.define_scoring_flags(1, "Prior draws of the protocols at each checkpoint.")
 flags.DEFINE_string("copy_to", None, "Also copy the curve's JSON and PNG to COPY_TO.json and COPY_TO.png.")
-flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
