@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from dsa_jax.evaluation import metrics
+from dsa_jax.evaluation import metrics, report
 
 
 def random_probabilities(rows: int, classes: int, seed: int = 0) -> np.ndarray:
@@ -78,3 +78,17 @@ def test_embedding_accuracy_finds_a_factor_planted_in_one_code_only():
 def test_mean_and_std_over_rounds():
   summary = metrics.mean_and_std([{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 2.0}])
   assert summary == {"a": {"mean": 2.0, "std": 1.0}, "b": {"mean": 2.0, "std": 0.0}}
+
+
+def test_the_comparison_table_puts_each_run_in_a_column_and_leaves_missing_metrics_blank():
+  first = {"step": 4, "rounds": 2, "test_videos": 45, "standard_protocol": {"action_accuracy": {"mean": 0.5, "std": 0.25}},
+           "generation": {"reconstruction_mse": 0.125}}
+  second = {"step": 6, "rounds": 5, "test_videos": 2664, "standard_protocol": {"action_accuracy": {"mean": 1.0, "std": 0.0}},
+            "embedding_table": {"hair_from_static": 0.75}}
+  assert report.comparison_table({"a": first, "b": second}).splitlines() == [
+      "| group | metric | a | b |", "|---|---|---|---|",
+      "| run | step | 4 | 6 |", "| run | rounds | 2 | 5 |", "| run | test_videos | 45 | 2664 |",
+      "| standard_protocol | action_accuracy | 0.5000 +- 0.2500 | 1.0000 +- 0.0000 |",
+      "| generation | reconstruction_mse | 0.1250 |  |",
+      "| embedding_table | hair_from_static |  | 0.7500 |",
+  ]

@@ -98,6 +98,23 @@ def markdown_table(results: dict[str, Any]) -> str:
   )
 
 
+def comparison_table(named_results: dict[str, dict[str, Any]]) -> str:
+  """Several runs' results.json side by side: a row per metric (mean +- std over rounds), a column per run."""
+  names = list(named_results)
+  rows: dict[tuple[str, str], list[str]] = {}
+  for column, results in enumerate(named_results.values()):
+    for group in ("standard_protocol", "reverse_protocol", "embedding_table", "swap_agreement", "generation"):
+      for metric, value in results.get(group, {}).items():
+        cell = f"{value['mean']:.4f} +- {value['std']:.4f}" if isinstance(value, dict) else f"{value:.4f}"
+        rows.setdefault((group, metric), [""] * len(names))[column] = cell
+  header = ["group", "metric", *names]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for run_info in ("step", "rounds", "test_videos"):
+    lines.append(f"| run | {run_info} | " + " | ".join(str(results[run_info]) for results in named_results.values()) + " |")
+  lines += [f"| {group} | {metric} | " + " | ".join(cells) + " |" for (group, metric), cells in rows.items()]
+  return "\n".join(lines)
+
+
 def evaluate_run(
     workdir: str, judge_dir: str | None = None, rounds: int = 5, seed: int = 0, allow_weak_judge: bool = False,
     save_videos: bool = False, num_train_codes: int = 2000, step: int | None = None, num_test_videos: int | None = None,
