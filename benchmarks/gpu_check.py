@@ -31,7 +31,7 @@ flags.DEFINE_integer("timed_steps", 200, "Timed steps per case.")
 flags.DEFINE_list("step_cases", ["vdsm_pretrain", "vdsm_sequence", "vdsm_sprites_pretrain", "dsa_notes"], "Step-time cases.")
 flags.DEFINE_string("compute_dtype", "bfloat16", "Compute dtype of the timed steps and the run.")
 flags.DEFINE_integer("evaluation_seconds", 150, "Time kept back for the evaluation (and start-up of each stage).")
-flags.DEFINE_integer("rounds", 5, "Prior draws of the protocols.")
+flags.DEFINE_integer("evaluation_rounds", 5, "Prior draws of the protocols.")
 flags.DEFINE_string("manual_dir", "../shared/data/lpc_sprites", "The LPC layers the Sprites set is composited from.")
 flags.mark_flags_as_required(["out_dir"])
 
@@ -66,7 +66,7 @@ def main(argv):
   train_started = time.perf_counter()
   train.train_and_evaluate(config, workdir)
   train_seconds = time.perf_counter() - train_started
-  results = report.evaluate_run(workdir, rounds=FLAGS.rounds)
+  results = report.evaluate_run(workdir, rounds=FLAGS.evaluation_rounds)
   walls = {stage: max(metric_writer.wall_seconds_by_step(os.path.join(workdir, stage)).values()) for stage in ("pretrain", "sequence")}
   summary = {
       "device": str(jax.devices()[0].device_kind), "jax": jax.__version__, "dtype": FLAGS.compute_dtype, "step_times": rows,
