@@ -79,12 +79,12 @@ def is_peer_failure(error: BaseException) -> bool:
   return jax.process_count() > 1 and PEER_FAILURE.search(str(error)) is not None
 
 
-def peer_lost_error(step: int, error: BaseException) -> DistributedError:
-  """The error a process raises when a collective at `step` failed because another process went away."""
+def peer_lost_error(where: str, error: BaseException) -> DistributedError:
+  """The error a process raises when a collective (`where`: "at step 5", ...) failed because another process went away."""
   lines = str(error).strip().splitlines()
   cause = next((line for line in lines if PEER_FAILURE.search(line)), lines[0])[:200]
   return DistributedError(
-      f"Process {jax.process_index()} of {jax.process_count()} lost contact with the others at step {step} ({cause}): "
+      f"Process {jax.process_index()} of {jax.process_count()} lost contact with the others {where} ({cause}): "
       "another process stopped or was killed. Rerun the same command on every host to resume from the last checkpoint."
   )
 

@@ -244,7 +244,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     for stage in stages:
       if stage.name is not None:
         print(f"Stage: {stage.name}")
-      state = train_stage(stage, config, dataset, tasks.stage_dir(workdir, stage.name), mesh)
+      try:
+        state = train_stage(stage, config, dataset, tasks.stage_dir(workdir, stage.name), mesh)
+      except Exception as error:  # also a save or close after the loop's own error, which would hide it
+        if isinstance(error, distributed.DistributedError) or not distributed.is_peer_failure(error):
+          raise
+        raise distributed.peer_lost_error(f"while finishing the {stage.task.name} stage", error) from error
   return state
 
 
@@ -327,7 +332,7 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
         checkpointer.save(done, state, config, metadata, force=is_last)
   except Exception as error:  # a lost process surfaces as whichever error the collective it broke raises
     if distributed.is_peer_failure(error):
-      raise distributed.peer_lost_error(step, error) from error
+      raise distributed.peer_lost_error(f"at step {step}", error) from error
     raise
   finally:
     batches.close()
