@@ -5,7 +5,9 @@ permutation drawn from the seed and the epoch number, so resuming from a checkpo
 needs no iterator state. Batches are assembled on a background thread.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import importlib
 import json
 import os
@@ -176,14 +178,35 @@ def load_source(data_config: ml_collections.ConfigDict, split: str):
   return train if split == "train" else validation
 
 
+@contextlib.contextmanager
+def building(version_dir: str) -> Iterator[None]:
+  """Holds an exclusive lock beside version_dir, so that processes sharing a data_dir build a dataset once."""
+  parent = os.path.dirname(version_dir)
+  os.makedirs(parent, exist_ok=True)
+  path = os.path.join(parent, f".{os.path.basename(version_dir)}.build.lock")
+  descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      print(f"Waiting for another process to finish building {version_dir} ...")
+      fcntl.flock(descriptor, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(descriptor)  # releases the lock
+
+
 def builder_split(data_config: ml_collections.ConfigDict, split: str):
   """A split as the dataset's builder writes it (training split whole)."""
   builder = make_builder(data_config)
   if not builder.is_prepared():
-    print(f"Building dataset {builder.info.full_name} into {builder.data_dir} (once; cached).")
-    tfds.disable_progress_bar()
-    manual_dir = os.path.expanduser(data_config.manual_dir) if data_config.manual_dir else None
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    with building(builder.data_dir):
+      builder = make_builder(data_config)
+      if not builder.is_prepared():
+        print(f"Building dataset {builder.info.full_name} into {builder.data_dir} (once; cached).")
+        tfds.disable_progress_bar()
+        manual_dir = os.path.expanduser(data_config.manual_dir) if data_config.manual_dir else None
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   if split not in builder.info.splits:
     raise DataError(f"Dataset {data_config.name} has splits {list(builder.info.splits)}, not {split!r}.")
   source = builder.as_data_source(split=split)

@@ -3,6 +3,8 @@
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -255,3 +257,18 @@ def test_missing_or_unreadable_metadata_names_the_file_and_the_folder_to_delete(
   with pytest.raises(data.DataError) as raised:
     data.load_source(pendulum_config(copy).data, "train")
   assert_names_the_damage(raised.value, folder, path, (OSError, ValueError))
+
+
+def test_processes_sharing_a_data_dir_build_the_dataset_once(tmp_path):
+  script = (
+      "import sys; from dsa_jax import data; from tests.conftest import pendulum_config; "
+      "print('videos', len(data.load_source(pendulum_config(sys.argv[1]).data, 'train')))"
+  )
+  processes = [
+      subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      for _ in range(2)
+  ]
+  outputs = [process.communicate(timeout=300)[0] for process in processes]
+  assert [process.returncode for process in processes] == [0, 0], outputs
+  assert sum(output.count("Building dataset") for output in outputs) == 1, outputs
+  assert len({output.strip().splitlines()[-1] for output in outputs}) == 1, outputs
