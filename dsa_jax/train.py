@@ -22,7 +22,7 @@ import optax
 from flax.training import train_state as flax_train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from dsa_jax import checkpointing, config_checks, data, distributed, metric_writer, runs, sample_files, tasks, workdirs
+from dsa_jax import checkpointing, config_checks, data, distributed, metric_writer, runs, sample_files, stopping, tasks, workdirs
 
 TrainState = flax_train_state.TrainState
 DATA_AXIS, MODEL_AXIS = "data", "model"
@@ -302,34 +302,41 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
   wall_offset = metric_writer.wall_seconds_by_step(workdir).get(start_step, 0.0) if start_step else 0.0
   wall_started = time.perf_counter()
   try:
-    for step in range(start_step, stage.num_steps):
-      host_batch = next(batches)
-      data.check_video_batch(host_batch[data.VIDEO_KEY], spec.num_frames * spec.group_size, dataset.image_shape)
-      batch = shard_batch(host_batch, mesh)
-      if step == start_step:
-        compile_started = time.perf_counter()
-        state, metrics = step_fn(state, batch, train_key)
-        jax.block_until_ready(metrics)
-        writer.print(f"First step (compilation included) took {time.perf_counter() - compile_started:.1f} s.")
-        window.started = time.perf_counter()
-      else:
-        state, metrics = step_fn(state, batch, train_key)
-      window.add(step, metrics)
-      done = step + 1
-      writer.advance()
-      is_last = done == stage.num_steps
-      checkpoint_due = done % train_config.checkpoint_every == 0 or is_last
-      if done % train_config.log_every == 0 or checkpoint_due:
-        means, steps_per_second = window.flush()
-        wall_seconds = wall_offset + time.perf_counter() - wall_started
-        writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate}, steps_per_second, wall_seconds)
-      if task.codec is not None and (done % train_config.image_every == 0 or is_last):
-        params = distributed.on_this_process(state.params)
-        if jax.process_index() == 0:
-          pictures = sample_files.summary_pictures(task.codec(params), dataset.visual_videos, visual_key, horizon)
-          writer.write_pictures(done, pictures)
-      if checkpoint_due:
-        checkpointer.save(done, state, config, metadata, force=is_last)
+    with stopping.on_sigterm() as stop_requested_at:
+      for step in range(start_step, stage.num_steps):
+        host_batch = next(batches)
+        data.check_video_batch(host_batch[data.VIDEO_KEY], spec.num_frames * spec.group_size, dataset.image_shape)
+        batch = shard_batch(host_batch, mesh)
+        if step == start_step:
+          compile_started = time.perf_counter()
+          state, metrics = step_fn(state, batch, train_key)
+          jax.block_until_ready(metrics)
+          writer.print(f"First step (compilation included) took {time.perf_counter() - compile_started:.1f} s.")
+          window.started = time.perf_counter()
+        else:
+          state, metrics = step_fn(state, batch, train_key)
+        window.add(step, metrics)
+        done = step + 1
+        writer.advance()
+        is_last = done == stage.num_steps
+        stop_requested = stop_requested_at(done)
+        checkpoint_due = done % train_config.checkpoint_every == 0 or is_last or stop_requested
+        if done % train_config.log_every == 0 or checkpoint_due:
+          means, steps_per_second = window.flush()
+          wall_seconds = wall_offset + time.perf_counter() - wall_started
+          writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate}, steps_per_second, wall_seconds)
+        if task.codec is not None and (done % train_config.image_every == 0 or is_last):
+          params = distributed.on_this_process(state.params)
+          if jax.process_index() == 0:
+            pictures = sample_files.summary_pictures(task.codec(params), dataset.visual_videos, visual_key, horizon)
+            writer.write_pictures(done, pictures)
+        if checkpoint_due:
+          checkpointer.save(done, state, config, metadata, force=is_last or stop_requested)
+        if stop_requested and not is_last:
+          raise stopping.TrainingStopped(
+              f"Stopped by SIGTERM after step {done} of {stage.num_steps}; its checkpoint is in {checkpointer.directory}. "
+              "Rerun the same command to resume."
+          )
   except Exception as error:  # a lost process surfaces as whichever error the collective it broke raises
     if distributed.is_peer_failure(error):
       raise distributed.peer_lost_error(f"at step {step}", error) from error

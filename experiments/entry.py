@@ -1,4 +1,5 @@
-"""What the commands share: a user's mistake as one clear message in the last lines (exit status 1), and the scoring flags."""
+"""What the commands share: a user's mistake as one clear message in the last lines (exit status 1), a SIGTERM stop
+likewise (exit status 143), and the scoring flags."""
 
 import os
 import sys
@@ -7,7 +8,7 @@ from collections.abc import Callable
 from absl import flags
 
 from data_pipelines.manual_data import ManualDataError
-from dsa_jax import checkpointing, data, distributed, tasks, train, workdirs
+from dsa_jax import checkpointing, data, distributed, stopping, tasks, train, workdirs
 from dsa_jax.evaluation import judges
 
 USER_ERRORS = (
@@ -22,10 +23,11 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
   def run(argv: list[str]) -> None:
     try:
       main(argv)
-    except USER_ERRORS as error:
+    except (*USER_ERRORS, stopping.TrainingStopped) as error:
       sys.stdout.flush()
       print(f"\n{type(error).__name__}: {error}", file=sys.stderr, flush=True)
-      os._exit(1)  # skips interpreter shutdown, where orbax's background threads print pages of asyncio errors
+      stopped = isinstance(error, stopping.TrainingStopped)
+      os._exit(stopping.STOPPED_EXIT_STATUS if stopped else 1)  # skips interpreter shutdown, where orbax's threads print pages of asyncio errors
 
   return run
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -119,3 +120,21 @@ def test_parameters_split_over_a_model_axis_train_and_resume_to_the_same_losses(
   assert "Resuming from the checkpoint at step 4 " in result.stdout
   model_parallel = losses(workdir)
   np.testing.assert_allclose([model_parallel[s] for s in (2, 4, 6)], [single_process_losses[s] for s in (2, 4, 6)], rtol=1e-5)
+
+
+def test_sigterm_to_one_process_stops_both_at_one_step_whose_checkpoint_they_save(data_dir, tmp_path):
+  workdir, port = str(tmp_path / "stopped"), free_port()
+  slow_steps = ("--config.train.num_steps=100000", "--config.train.image_every=1", "--config.train.checkpoint_every=1000")
+  processes = [start(workdir, data_dir, port, index, *slow_steps) for index in range(2)]
+  first_log, deadline = os.path.join(workdir, metric_writer.METRICS_FILE), time.monotonic() + TIMEOUT_SECONDS
+  while not os.path.isfile(first_log) and time.monotonic() < deadline:
+    assert processes[0].poll() is None, processes[0].communicate()[1][-2000:]
+    time.sleep(0.05)
+  processes[1].send_signal(signal.SIGTERM)
+  stderrs = [process.communicate(timeout=60)[1] for process in processes]
+  assert [process.returncode for process in processes] == [143, 143], [stderr[-2000:] for stderr in stderrs]
+  last_lines = [stderr.strip().splitlines()[-1] for stderr in stderrs]
+  steps = {int(re.match(r"TrainingStopped: Stopped by SIGTERM after step (\d+) of 100000; ", line)[1]) for line in last_lines}
+  assert len(steps) == 1, last_lines
+  step = steps.pop()
+  assert sorted(int(name) for name in os.listdir(os.path.join(workdir, "checkpoints"))) == [step]

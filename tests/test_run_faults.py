@@ -1,6 +1,7 @@
 """What a demanding user does wrong, and what the library says: each fault has a test here."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -171,3 +172,31 @@ def test_restore_reads_params_only_and_the_codec_of_the_run(data_dir, tmp_path):
   assert (run.codec.static_name, run.codec.dynamics_name, run.codec.train_frames) == ("f", "z", 4)
   videos = dsa_jax.load_videos(run.config.data, "test", 2)
   assert np.all((0 <= videos) & (videos <= 1))
+
+
+def test_sigterm_saves_the_step_it_stopped_at_and_the_same_command_resumes_bit_identically(data_dir, tmp_path):
+  workdir = str(tmp_path / "stopped")
+  slow_steps = ("--config.train.num_steps=100000", "--config.train.image_every=1", "--config.train.checkpoint_every=1000")
+  command = [
+      sys.executable, "-m", "experiments.run", "--config=tests/distributed_config.py", f"--config.data.data_dir={data_dir}",
+      f"--workdir={workdir}", *slow_steps,
+  ]
+  process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  first_log, deadline = os.path.join(workdir, "metrics.jsonl"), time.monotonic() + 240
+  while not os.path.isfile(first_log) and time.monotonic() < deadline:
+    assert process.poll() is None, process.communicate()[1][-2000:]
+    time.sleep(0.05)
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=60)
+  checkpoints = checkpointing.checkpoint_dir(workdir)
+  stopped = re.fullmatch(
+      rf"TrainingStopped: Stopped by SIGTERM after step (\d+) of 100000; its checkpoint is in {re.escape(checkpoints)}\. "
+      r"Rerun the same command to resume\.",
+      stderr.strip().splitlines()[-1],
+  )
+  assert process.returncode == 143 and stopped, stderr[-2000:]
+  step = int(stopped[1])
+  assert checkpointing.Checkpointer(checkpoints, 1000, read_only=True).all_steps() == [step]
+  resumed = train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": step + 2}), workdir)
+  uninterrupted = train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": step + 2}), str(tmp_path / "whole"))
+  assert leaves_equal(uninterrupted.params, resumed.params) and leaves_equal(uninterrupted.opt_state, resumed.opt_state)
