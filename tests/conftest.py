@@ -2,7 +2,9 @@
 
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 
 import jax
 import pytest
@@ -62,3 +64,11 @@ def data_dir(tmp_path_factory) -> str:
   directory = str(tmp_path_factory.mktemp("tfds"))
   data.load_source(pendulum_config(directory).data, "train")
   return directory
+
+
+def wait_for_path(path: str, process: subprocess.Popen, timeout_seconds: float) -> None:
+  """Returns once path exists; fails with the process's stderr if it ends first."""
+  deadline = time.monotonic() + timeout_seconds
+  while not os.path.exists(path) and time.monotonic() < deadline:
+    assert process.poll() is None, process.communicate()[1][-2000:]
+    time.sleep(0.05)

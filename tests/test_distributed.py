@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from dsa_jax import metric_writer, train
+from tests.conftest import wait_for_path
 from tests.test_train import REPO, tiny_config
 
 TIMEOUT_SECONDS = 240
@@ -77,10 +78,7 @@ def test_a_killed_process_stops_the_other_with_one_line_and_the_run_resumes(data
   port = free_port()
   slow_steps = ("--config.train.num_steps=100000", "--config.train.image_every=1")  # seconds per step: killed before step 6
   processes = [start(workdir, data_dir, port, index, *slow_steps) for index in range(2)]
-  first_checkpoint, deadline = os.path.join(workdir, "checkpoints", "2"), time.monotonic() + TIMEOUT_SECONDS
-  while not os.path.isdir(first_checkpoint) and time.monotonic() < deadline:  # renamed there once complete
-    assert processes[0].poll() is None, processes[0].communicate()[1][-2000:]
-    time.sleep(0.05)
+  wait_for_path(os.path.join(workdir, "checkpoints", "2"), processes[0], TIMEOUT_SECONDS)  # renamed there once complete
   processes[1].send_signal(signal.SIGKILL)
   killed_at = time.monotonic()
   _, stderr = processes[0].communicate(timeout=60)
@@ -126,10 +124,7 @@ def test_sigterm_to_one_process_stops_both_at_one_step_whose_checkpoint_they_sav
   workdir, port = str(tmp_path / "stopped"), free_port()
   slow_steps = ("--config.train.num_steps=100000", "--config.train.image_every=1", "--config.train.checkpoint_every=1000")
   processes = [start(workdir, data_dir, port, index, *slow_steps) for index in range(2)]
-  first_log, deadline = os.path.join(workdir, metric_writer.METRICS_FILE), time.monotonic() + TIMEOUT_SECONDS
-  while not os.path.isfile(first_log) and time.monotonic() < deadline:
-    assert processes[0].poll() is None, processes[0].communicate()[1][-2000:]
-    time.sleep(0.05)
+  wait_for_path(os.path.join(workdir, metric_writer.METRICS_FILE), processes[0], TIMEOUT_SECONDS)
   processes[1].send_signal(signal.SIGTERM)
   stderrs = [process.communicate(timeout=60)[1] for process in processes]
   assert [process.returncode for process in processes] == [143, 143], [stderr[-2000:] for stderr in stderrs]

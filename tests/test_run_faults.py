@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 import dsa_jax
 from dsa_jax import checkpointing, runs, tasks, train, workdirs
 from experiments import vdsm_pendulum
+from tests.conftest import wait_for_path
 from tests.test_checkpointing import flip_64_middle_bytes
 from tests.test_train import REPO, SAMPLE_FILES, TINY_OVERRIDES, leaves_equal, tiny_config
 from tests.test_vdsm_quick import shortened
@@ -182,10 +182,7 @@ def test_sigterm_saves_the_step_it_stopped_at_and_the_same_command_resumes_bit_i
       f"--workdir={workdir}", *slow_steps,
   ]
   process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  first_log, deadline = os.path.join(workdir, "metrics.jsonl"), time.monotonic() + 240
-  while not os.path.isfile(first_log) and time.monotonic() < deadline:
-    assert process.poll() is None, process.communicate()[1][-2000:]
-    time.sleep(0.05)
+  wait_for_path(os.path.join(workdir, "metrics.jsonl"), process, 240)
   process.send_signal(signal.SIGTERM)
   _, stderr = process.communicate(timeout=60)
   checkpoints = checkpointing.checkpoint_dir(workdir)
