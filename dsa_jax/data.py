@@ -7,7 +7,6 @@ needs no iterator state. Batches are assembled on a background thread.
 
 import contextlib
 import dataclasses
-import fcntl
 import importlib
 import json
 import os
@@ -21,6 +20,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
+
+from dsa_jax import file_locks
 
 Batch = dict[str, np.ndarray]
 
@@ -181,19 +182,9 @@ def load_source(data_config: ml_collections.ConfigDict, split: str):
 @contextlib.contextmanager
 def building(version_dir: str) -> Iterator[None]:
   """Holds an exclusive lock beside version_dir, so that processes sharing a data_dir build a dataset once."""
-  parent = os.path.dirname(version_dir)
-  os.makedirs(parent, exist_ok=True)
-  path = os.path.join(parent, f".{os.path.basename(version_dir)}.build.lock")
-  descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-  try:
-    try:
-      fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      print(f"Waiting for another process to finish building {version_dir} ...")
-      fcntl.flock(descriptor, fcntl.LOCK_EX)
+  path = os.path.join(os.path.dirname(version_dir), f".{os.path.basename(version_dir)}.build.lock")
+  with file_locks.exclusive(path, lambda: print(f"Waiting for another process to finish building {version_dir} ...")):
     yield
-  finally:
-    os.close(descriptor)  # releases the lock
 
 
 def builder_split(data_config: ml_collections.ConfigDict, split: str):

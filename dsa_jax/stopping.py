@@ -20,7 +20,8 @@ class TrainingStopped(RuntimeError):
   """SIGTERM stopped training after its checkpoint was saved; rerunning the same command resumes."""
 
 
-def _never(step: int) -> bool:
+def never(step: int) -> bool:
+  """A stop request that never comes (training outside the main thread, or without a SIGTERM watch)."""
   del step
   return False
 
@@ -32,7 +33,7 @@ def on_sigterm() -> Iterator[Callable[[int], bool]]:
     yield multihost_utils.reached_preemption_sync_point
     return
   if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
-    yield _never
+    yield never
     return
   received = threading.Event()
   previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.set())

@@ -241,15 +241,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     stages = tasks.make_stages(config, dataset.image_shape, workdir)
     for stage in stages:
       check_batch_size(stage, mesh)
-    for stage in stages:
-      if stage.name is not None:
-        print(f"Stage: {stage.name}")
-      try:
-        state = train_stage(stage, config, dataset, tasks.stage_dir(workdir, stage.name), mesh)
-      except Exception as error:  # also a save or close after the loop's own error, which would hide it
-        if isinstance(error, distributed.DistributedError) or not distributed.is_peer_failure(error):
-          raise
-        raise distributed.peer_lost_error(f"while finishing the {stage.task.name} stage", error) from error
+    with stopping.on_sigterm() as stop_requested_at:
+      steps_before = 0  # the run's step ids run on across stages, as the preemption sync point needs
+      for index, stage in enumerate(stages):
+        if stage.name is not None:
+          print(f"Stage: {stage.name}")
+        requests = []
+
+        def stage_stop_requested_at(done: int, offset: int = steps_before) -> bool:
+          requests.append(stop_requested_at(offset + done))
+          return requests[-1]
+
+        stage_dir = tasks.stage_dir(workdir, stage.name)
+        try:
+          state = train_stage(stage, config, dataset, stage_dir, mesh, stage_stop_requested_at)
+        except Exception as error:  # also a save or close after the loop's own error, which would hide it
+          if isinstance(error, distributed.DistributedError) or not distributed.is_peer_failure(error):
+            raise
+          raise distributed.peer_lost_error(f"while finishing the {stage.task.name} stage", error) from error
+        if any(requests) and index + 1 < len(stages):  # the request came at the stage's last step
+          raise stopping.TrainingStopped(
+              f"Stopped by SIGTERM at the end of the {stage.task.name} stage; its checkpoint is in "
+              f"{checkpointing.checkpoint_dir(stage_dir)}. Rerun the same command to resume with the next stage."
+          )
+        steps_before += stage.num_steps
   return state
 
 
@@ -264,7 +279,10 @@ def _resume(checkpointer: checkpointing.Checkpointer, config, metadata, abstract
   return step, checkpointer.restore_state(abstract, step)
 
 
-def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: TrainingData, workdir: str, mesh: Mesh) -> TrainState:
+def train_stage(
+    stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: TrainingData, workdir: str, mesh: Mesh,
+    stop_requested_at: Callable[[int], bool] = stopping.never,
+) -> TrainState:
   """Trains one stage in workdir, resuming from its newest intact checkpoint; writes samples at the end."""
   task, train_config = stage.task, config.train
   local_batch_size = check_batch_size(stage, mesh)
@@ -302,41 +320,40 @@ def train_stage(stage: tasks.Stage, config: ml_collections.ConfigDict, dataset: 
   wall_offset = metric_writer.wall_seconds_by_step(workdir).get(start_step, 0.0) if start_step else 0.0
   wall_started = time.perf_counter()
   try:
-    with stopping.on_sigterm() as stop_requested_at:
-      for step in range(start_step, stage.num_steps):
-        host_batch = next(batches)
-        data.check_video_batch(host_batch[data.VIDEO_KEY], spec.num_frames * spec.group_size, dataset.image_shape)
-        batch = shard_batch(host_batch, mesh)
-        if step == start_step:
-          compile_started = time.perf_counter()
-          state, metrics = step_fn(state, batch, train_key)
-          jax.block_until_ready(metrics)
-          writer.print(f"First step (compilation included) took {time.perf_counter() - compile_started:.1f} s.")
-          window.started = time.perf_counter()
-        else:
-          state, metrics = step_fn(state, batch, train_key)
-        window.add(step, metrics)
-        done = step + 1
-        writer.advance()
-        is_last = done == stage.num_steps
-        stop_requested = stop_requested_at(done)
-        checkpoint_due = done % train_config.checkpoint_every == 0 or is_last or stop_requested
-        if done % train_config.log_every == 0 or checkpoint_due:
-          means, steps_per_second = window.flush()
-          wall_seconds = wall_offset + time.perf_counter() - wall_started
-          writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate}, steps_per_second, wall_seconds)
-        if task.codec is not None and (done % train_config.image_every == 0 or is_last):
-          params = distributed.on_this_process(state.params)
-          if jax.process_index() == 0:
-            pictures = sample_files.summary_pictures(task.codec(params), dataset.visual_videos, visual_key, horizon)
-            writer.write_pictures(done, pictures)
-        if checkpoint_due:
-          checkpointer.save(done, state, config, metadata, force=is_last or stop_requested)
-        if stop_requested and not is_last:
-          raise stopping.TrainingStopped(
-              f"Stopped by SIGTERM after step {done} of {stage.num_steps}; its checkpoint is in {checkpointer.directory}. "
-              "Rerun the same command to resume."
-          )
+    for step in range(start_step, stage.num_steps):
+      host_batch = next(batches)
+      data.check_video_batch(host_batch[data.VIDEO_KEY], spec.num_frames * spec.group_size, dataset.image_shape)
+      batch = shard_batch(host_batch, mesh)
+      if step == start_step:
+        compile_started = time.perf_counter()
+        state, metrics = step_fn(state, batch, train_key)
+        jax.block_until_ready(metrics)
+        writer.print(f"First step (compilation included) took {time.perf_counter() - compile_started:.1f} s.")
+        window.started = time.perf_counter()
+      else:
+        state, metrics = step_fn(state, batch, train_key)
+      window.add(step, metrics)
+      done = step + 1
+      writer.advance()
+      is_last = done == stage.num_steps
+      stop_requested = stop_requested_at(done)
+      checkpoint_due = done % train_config.checkpoint_every == 0 or is_last or stop_requested
+      if done % train_config.log_every == 0 or checkpoint_due:
+        means, steps_per_second = window.flush()
+        wall_seconds = wall_offset + time.perf_counter() - wall_started
+        writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate}, steps_per_second, wall_seconds)
+      if task.codec is not None and (done % train_config.image_every == 0 or is_last):
+        params = distributed.on_this_process(state.params)
+        if jax.process_index() == 0:
+          pictures = sample_files.summary_pictures(task.codec(params), dataset.visual_videos, visual_key, horizon)
+          writer.write_pictures(done, pictures)
+      if checkpoint_due:
+        checkpointer.save(done, state, config, metadata, force=is_last or stop_requested)
+      if stop_requested and not is_last:
+        raise stopping.TrainingStopped(
+            f"Stopped by SIGTERM after step {done} of {stage.num_steps}; its checkpoint is in {checkpointer.directory}. "
+            "Rerun the same command to resume."
+        )
   except Exception as error:  # a lost process surfaces as whichever error the collective it broke raises
     if distributed.is_peer_failure(error):
       raise distributed.peer_lost_error(f"at step {step}", error) from error

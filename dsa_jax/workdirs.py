@@ -1,7 +1,6 @@
 """A run's workdir: path expansion, the lock that keeps a second process out, and resume checks."""
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -11,7 +10,7 @@ from typing import Any
 
 import ml_collections
 
-from dsa_jax import checkpointing
+from dsa_jax import checkpointing, file_locks
 
 LOCK_FILE = ".lock"
 # Config fields that fix the parameters' shapes (and the model's section): resume needs the same.
@@ -39,23 +38,19 @@ def _holder(path: str) -> str:
 @contextlib.contextmanager
 def locked(workdir: str) -> Iterator[None]:
   """Holds an exclusive lock on workdir while training; a killed holder's lock is released with it."""
-  os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, LOCK_FILE)
-  descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-  try:
-    try:
-      fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      raise WorkdirLockedError(
-          f"{workdir} is in use by another training process ({_holder(path)}). Wait for it to finish, "
-          "stop it, or train into another --workdir."
-      ) from None
+
+  def refuse() -> None:
+    raise WorkdirLockedError(
+        f"{workdir} is in use by another training process ({_holder(path)}). Wait for it to finish, "
+        "stop it, or train into another --workdir."
+    )
+
+  with file_locks.exclusive(path, refuse) as descriptor:
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
     os.ftruncate(descriptor, 0)
     os.pwrite(descriptor, json.dumps(holder).encode(), 0)
     yield
-  finally:
-    os.close(descriptor)  # releases the lock
 
 
 def flat_fields(config: Any, prefix: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """What a demanding user does wrong, and what the library says: each fault has a test here."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import dsa_jax
-from dsa_jax import checkpointing, runs, tasks, train, workdirs
+from dsa_jax import checkpointing, runs, stopping, tasks, train, workdirs
 from experiments import vdsm_pendulum
 from tests.conftest import wait_for_path
 from tests.test_checkpointing import flip_64_middle_bytes
@@ -197,3 +198,27 @@ def test_sigterm_saves_the_step_it_stopped_at_and_the_same_command_resumes_bit_i
   resumed = train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": step + 2}), workdir)
   uninterrupted = train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": step + 2}), str(tmp_path / "whole"))
   assert leaves_equal(uninterrupted.params, resumed.params) and leaves_equal(uninterrupted.opt_state, resumed.opt_state)
+
+
+def test_a_stop_request_counts_steps_across_vdsm_stages_and_one_at_a_stage_end_stops_before_the_next(data_dir, tmp_path, monkeypatch):
+  workdir = str(tmp_path / "run")
+  config = shortened(vdsm_pendulum.get_config("quick"), data_dir)
+  config.data.variant = "small"
+  asked, stop_at = [], []
+
+  @contextlib.contextmanager
+  def requested_at_run_step():
+    yield lambda run_step: asked.append(run_step) or run_step in stop_at
+
+  monkeypatch.setattr(stopping, "on_sigterm", requested_at_run_step)
+  stop_at.append(3)  # the pretraining's last step
+  with pytest.raises(stopping.TrainingStopped, match=r"at the end of the vdsm_pretrain stage; .*resume with the next stage\."):
+    train.train_and_evaluate(config, workdir)
+  assert asked == [1, 2, 3] and not os.path.exists(os.path.join(workdir, "sequence"))
+  asked.clear()
+  stop_at.append(4)  # the sequence stage's first step
+  with pytest.raises(stopping.TrainingStopped, match=r"after step 1 of 3; its checkpoint is in .*/sequence/checkpoints\."):
+    train.train_and_evaluate(config, workdir)
+  assert asked == [4]
+  sequence_checkpoints = checkpointing.Checkpointer(checkpointing.checkpoint_dir(os.path.join(workdir, "sequence")), 2, read_only=True)
+  assert sequence_checkpoints.all_steps() == [1]
