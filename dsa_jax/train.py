@@ -81,6 +81,17 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
   return {key: jax.make_array_from_process_local_data(sharding, value) for key, value in batch.items()}
 
 
+def describe_layout(abstract: Any, mesh: Mesh) -> str:
+  """One line: the mesh's shape, and the fraction of the state's elements split over its model axis."""
+  leaves = jax.tree.leaves(abstract)
+  split = sum(leaf.size for leaf in leaves if not leaf.sharding.is_fully_replicated) / sum(leaf.size for leaf in leaves)
+  data_devices, model_devices = mesh.devices.shape
+  return (
+      f"Mesh of {mesh.size} devices: {data_devices} along data x {model_devices} along model; "
+      f"{split:.1%} of the parameters and optimizer state split over the model axis."
+  )
+
+
 def make_optimizer(learning_rate: float, grad_clip_norm: float | None = None, trainable=None) -> optax.GradientTransformation:
   """Adam at learning_rate, after optional global-norm clipping.
 
@@ -297,6 +308,8 @@ def train_stage(
   identities = data.identity_labels(dataset.train, dataset.config.name) if task.group_size > 1 else None
   abstract = abstract_state(task, tx, video_shape, mesh, train_config.get("shard_min_elements", SHARD_MIN_ELEMENTS))
   shardings = jax.tree.map(lambda leaf: leaf.sharding, abstract)
+  if mesh.size > 1:
+    print(describe_layout(abstract, mesh))
   if checkpointer.latest_step() is None:
     start_step = 0
     if task.load_params is None:

@@ -228,7 +228,7 @@ task = tasks.dsa_task(config, (64, 64, 3))
 tx = train.make_optimizer(config.train.learning_rate)
 videos = np.random.default_rng(0).integers(0, 256, (4, 4, 64, 64, 3), dtype=np.uint8)
 losses, split = {}, {}
-for name, count, model_parallelism in (("one", 1, 1), ("data", 2, 1), ("model", 2, 2)):
+for name, count, model_parallelism in (("one", 1, 1), ("data", 2, 1)):  # the model axis: tests/test_distributed.py
   mesh = train.make_mesh(jax.devices()[:count], model_parallelism)
   abstract = train.abstract_state(task, tx, (4, 64, 64, 3), mesh, min_elements=256)
   shardings = jax.tree.map(lambda leaf: leaf.sharding, abstract)
@@ -245,7 +245,7 @@ print(json.dumps({"devices": len(jax.devices()), "losses": losses, "split": spli
 """
 
 
-def test_data_and_model_parallel_steps_match_one_device():
+def test_data_parallel_steps_on_two_local_devices_match_one_device():
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": REPO}
   result = subprocess.run(
       [sys.executable, "-c", SHARDED_SCRIPT], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
@@ -253,8 +253,8 @@ def test_data_and_model_parallel_steps_match_one_device():
   assert result.returncode == 0, result.stderr[-3000:]
   measured = json.loads(result.stdout.strip().splitlines()[-1])
   losses, split = measured["losses"], measured["split"]
-  assert measured["devices"] == 2 and split["one"] == split["data"] == 0.0 and split["model"] > 0.2, split  # the tiny model: odd widths stay whole
-  np.testing.assert_allclose([losses["data"], losses["model"]], [losses["one"]] * 2, rtol=1e-5)
+  assert measured["devices"] == 2 and split["one"] == split["data"] == 0.0, split
+  np.testing.assert_allclose(losses["data"], losses["one"], rtol=1e-5)
 
 
 def test_model_parallelism_splits_nearly_all_of_vdsm_sprites_state():
