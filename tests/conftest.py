@@ -15,24 +15,31 @@ from experiments import base
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
-SHARED_CACHE_VARIABLE = "DSA_JAX_TEST_XLA_CACHE"  # set by the first process, inherited by xdist workers
+SHARED_ROOT_VARIABLE = "DSA_JAX_TEST_SHARED_ROOT"  # set by the first process, inherited by xdist workers
 
 
 def pytest_configure(config):
   """Tests, xdist workers and their subprocesses share compiled programs through a disk cache fresh for each session."""
-  cache_dir = os.environ.get(SHARED_CACHE_VARIABLE)
-  if cache_dir is None:
-    cache_dir = tempfile.mkdtemp(prefix="dsa_jax_xla_cache_")
-    os.environ[SHARED_CACHE_VARIABLE] = cache_dir
-    config.add_cleanup(lambda: shutil.rmtree(cache_dir, ignore_errors=True))
+  root = os.environ.get(SHARED_ROOT_VARIABLE)
+  if root is None:
+    root = tempfile.mkdtemp(prefix="dsa_jax_tests_")
+    os.environ[SHARED_ROOT_VARIABLE] = root
+    config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
   settings = {
-      "jax_compilation_cache_dir": cache_dir,
+      "jax_compilation_cache_dir": os.path.join(root, "xla_cache"),
       "jax_persistent_cache_min_compile_time_secs": 0,
       "jax_persistent_cache_min_entry_size_bytes": -1,
   }
   for name, value in settings.items():
     jax.config.update(name, value)
     os.environ[name.upper()] = str(value)
+
+
+def shared_data_dir(name: str) -> str:
+  """A TFDS data dir that every xdist worker of this session shares (datasets are built into it once, under data.building)."""
+  directory = os.path.join(os.environ[SHARED_ROOT_VARIABLE], "datasets", name)
+  os.makedirs(directory, exist_ok=True)
+  return directory
 
 
 # The longest files first: under `pytest -n 2 --dist loadfile` both workers then finish together.

@@ -7,12 +7,13 @@ import pytest
 
 from dsa_jax import metric_writer, runs, train
 from experiments import dsa_pendulum
+from tests.conftest import shared_data_dir
 
 
 def quick(tmp_path_factory, compute_dtype: str):
   """The README's main job in compute_dtype: its config, workdir and final state."""
   config = dsa_pendulum.get_config("quick")
-  config.data.data_dir = str(tmp_path_factory.mktemp("tfds_default"))
+  config.data.data_dir = shared_data_dir("pendulum_default")  # built once for both dtypes' files
   config.train.compute_dtype = compute_dtype
   workdir = str(tmp_path_factory.mktemp(f"quick_{compute_dtype}"))
   state = train.train_and_evaluate(config, workdir)

@@ -11,7 +11,8 @@ import tensorflow_datasets as tfds
 
 from data_pipelines.manual_data import ManualDataError
 from data_pipelines.sprites import sprites
-from tests.conftest import SHARED_DATA
+from dsa_jax import data
+from tests.conftest import SHARED_DATA, shared_data_dir
 
 LAYERS_DIR = os.path.join(SHARED_DATA, "lpc_sprites")
 NO_LAYERS = f"no LPC sprite layers at {os.path.normpath(LAYERS_DIR)} (see sprites.py)"
@@ -73,12 +74,14 @@ def layers() -> sprites.Layers:
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory) -> tfds.core.DatasetBuilder:
+def built() -> tfds.core.DatasetBuilder:
   """The full standard dataset, built once per session."""
   if not os.path.isdir(LAYERS_DIR):
     pytest.skip(NO_LAYERS)
   tfds.disable_progress_bar()
-  return build(tmp_path_factory.mktemp("sprites_tfds"), LAYERS_DIR)
+  directory = shared_data_dir("sprites")
+  with data.building(sprites.Sprites(data_dir=directory).data_dir):  # the other worker may be building it
+    return build(directory, LAYERS_DIR)
 
 
 @pytest.fixture(scope="module")
