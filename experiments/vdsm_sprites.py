@@ -52,5 +52,6 @@ def cpu(config):
   config.vdsm.decoder_channels = (256, 128, 64, 32)
   config.vdsm_pretrain.num_epochs = 30
   config.vdsm_sequence.num_epochs = 40
-  config.train.max_checkpoints = 5  # every checkpoint of a stage kept for the learning curves
+  config.train.checkpoint_every = 400  # 5 sequence checkpoints (400 ... 2000), all kept, for the learning curve
+  config.train.max_checkpoints = 5
   return config
