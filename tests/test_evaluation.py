@@ -152,6 +152,9 @@ def test_evaluate_scores_a_vdsm_quick_run_resized_to_the_judge(built, tiny_judge
   assert {"body_accuracy", "action_accuracy"} <= set(results["reverse_protocol"])
   assert results["generation"]["reconstruction_mse"] < 0.25
   assert os.path.isfile(os.path.join(workdir, "sequence", "evaluation", "step_3", report.RESULTS_FILE))
+  again = evaluate(workdir, tiny_judge[0], allow_weak_judge=True)  # the seeds are fixed: a rerun gives the same numbers
+  groups = ("standard_protocol", "reverse_protocol", "embedding_table", "swap_agreement", "generation")
+  assert {group: again[group] for group in groups} == {group: results[group] for group in groups}
 
 
 def test_evaluate_refuses_bad_input_with_one_line(tiny_judge, tmp_path):
