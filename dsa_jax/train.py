@@ -81,14 +81,18 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
   return {key: jax.make_array_from_process_local_data(sharding, value) for key, value in batch.items()}
 
 
+def split_fraction(state: Any) -> float:
+  """The fraction of a state's elements (arrays or their abstract shapes, with shardings) not replicated on every device."""
+  leaves = jax.tree.leaves(state)
+  return sum(leaf.size for leaf in leaves if not leaf.sharding.is_fully_replicated) / sum(leaf.size for leaf in leaves)
+
+
 def describe_layout(abstract: Any, mesh: Mesh) -> str:
   """One line: the mesh's shape, and the fraction of the state's elements split over its model axis."""
-  leaves = jax.tree.leaves(abstract)
-  split = sum(leaf.size for leaf in leaves if not leaf.sharding.is_fully_replicated) / sum(leaf.size for leaf in leaves)
   data_devices, model_devices = mesh.devices.shape
   return (
       f"Mesh of {mesh.size} devices: {data_devices} along data x {model_devices} along model; "
-      f"{split:.1%} of the parameters and optimizer state split over the model axis."
+      f"{split_fraction(abstract):.1%} of the parameters and optimizer state split over the model axis."
   )
 
 

@@ -238,9 +238,8 @@ for name, count, model_parallelism in (("one", 1, 1), ("data", 2, 1)):  # the mo
     state, metrics = step(state, train.shard_batch({"video": videos}, mesh), jax.random.key(1))
   losses[name] = float(metrics["loss"])
   assert metrics["loss"].sharding.num_devices == count
-  leaves = jax.tree.leaves(state)
-  split[name] = sum(leaf.size for leaf in leaves if not leaf.sharding.is_fully_replicated) / sum(leaf.size for leaf in leaves)
-  assert all(leaf.sharding == want for leaf, want in zip(leaves, jax.tree.leaves(shardings)))
+  split[name] = train.split_fraction(state)
+  assert all(leaf.sharding == want for leaf, want in zip(jax.tree.leaves(state), jax.tree.leaves(shardings)))
 print(json.dumps({"devices": len(jax.devices()), "losses": losses, "split": split}))
 """
 
