@@ -20,6 +20,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -90,8 +91,20 @@ CASES = {
 }
 
 
-def measure(name: str, steps: int, dtype: str = "float32") -> dict:
-  """Compiles and times one case's train step on random frames in compute dtype `dtype`."""
+class CompiledCase(NamedTuple):
+  """One case's compiled train step, ready to run on its state, batch and key."""
+
+  step: Any  # the compiled train_step
+  state: Any
+  batch: dict
+  key: jax.Array
+  batch_size: int
+  batch_name: str  # "BxTxS^2"
+  compile_seconds: float
+
+
+def compile_case(name: str, dtype: str = "float32") -> CompiledCase:
+  """Builds one case's state and a batch of random frames and compiles its train step in compute dtype `dtype`."""
   config, stage_name = CASES[name]()
   config.train.compute_dtype = dtype
   image_size = config.data.image_size or 64
@@ -108,10 +121,15 @@ def measure(name: str, steps: int, dtype: str = "float32") -> dict:
   state = init(videos[:1], jax.random.key(0))  # as train.train_stage does
   batch = train.shard_batch({"video": videos}, mesh)
   key = jax.random.key(1)
-  step = train.jit_train_step(task.loss_fn, mesh)
   started = time.perf_counter()
-  compiled = step.lower(state, batch, key).compile()
+  compiled = train.jit_train_step(task.loss_fn, mesh).lower(state, batch, key).compile()
   compile_seconds = time.perf_counter() - started
+  return CompiledCase(compiled, state, batch, key, batch_size, f"{batch_size}x{num_frames}x{image_size}^2", compile_seconds)
+
+
+def measure(name: str, steps: int, dtype: str = "float32") -> dict:
+  """Compiles and times one case's train step on random frames in compute dtype `dtype`."""
+  compiled, state, batch, key, batch_size, batch_name, compile_seconds = compile_case(name, dtype)
   memory = compiled.memory_analysis()
   xla_bytes = (
       memory.argument_size_in_bytes + memory.output_size_in_bytes - memory.alias_size_in_bytes + memory.temp_size_in_bytes
@@ -132,7 +150,7 @@ def measure(name: str, steps: int, dtype: str = "float32") -> dict:
   return {
       "case": name,
       "dtype": dtype,
-      "batch": f"{batch_size}x{num_frames}x{image_size}^2",
+      "batch": batch_name,
       "params_M": params / 1e6,
       "compile_s": compile_seconds,
       "s_per_step": seconds_per_step,

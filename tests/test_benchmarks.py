@@ -1,10 +1,13 @@
-"""The train-step benchmark runs and its table reports each case against the targets."""
+"""The train-step benchmark runs and its table reports each case against the targets; the op profile groups ops."""
 
 import re
 import subprocess
 import sys
 
-from benchmarks import gpu_check, train_step
+import jax
+import jax.numpy as jnp
+
+from benchmarks import gpu_check, op_profile, train_step
 from experiments import vdsm_sprites
 from tests.test_readme import REPO
 
@@ -42,3 +45,34 @@ def test_the_gpu_check_scales_both_stages_epochs_alike_to_fit_the_time_left():
   assert gpu_check.fitted_epochs(config, 200.0, pretrain_step=0.02, sequence_step=0.01) == (150, 100)  # 400 s in full
   assert gpu_check.fitted_epochs(config, 1000.0, pretrain_step=0.02, sequence_step=0.01) == (300, 200)
   assert gpu_check.fitted_epochs(config, -5.0, pretrain_step=0.02, sequence_step=0.01) == (1, 1)
+
+
+def test_op_groups_name_what_an_op_computes_and_skip_loops():
+  opcodes = {"conv_fusion": {"parameter", "convolution", "add"}, "dot_fusion": {"parameter", "dot", "tanh"},
+             "sum_fusion": {"parameter", "multiply", "reduce"}, "layout_fusion": {"parameter", "bitcast", "copy"},
+             "relu_fusion": {"parameter", "maximum", "constant"}}
+  expected = {"fusion:conv_fusion": "convolution (fused)", "fusion:dot_fusion": "dot (fused)",
+              "fusion:sum_fusion": "reduction fusion", "fusion:layout_fusion": "copy/layout fusion",
+              "fusion:relu_fusion": "elementwise fusion", "transpose": "copy/transpose", "convolution": "convolution",
+              "while": None, "call": None}
+  assert {opcode: op_profile.op_group(opcode, opcodes) for opcode in expected} == expected
+
+
+def test_op_profile_finds_every_traced_op_of_a_compiled_function_in_its_hlo(tmp_path):
+  images, kernel, matrix = jnp.ones((2, 7, 7, 3)), jnp.ones((3, 3, 3, 5)), jnp.ones((64, 64))
+
+  def function(images, kernel, matrix):
+    convolved = jax.lax.conv_general_dilated(images, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jnp.maximum(convolved, 0.0).sum(), jnp.tanh(matrix @ matrix).sum()
+
+  compiled = jax.jit(function).lower(images, kernel, matrix).compile()
+  instructions, opcodes = op_profile.parse_hlo(compiled.as_text())
+  groups = {op_profile.op_group(opcode, opcodes) for opcode, _ in instructions.values()}
+  assert groups & {"convolution", "convolution (fused)"} and groups & {"dot", "dot (fused)"} and None not in groups
+  jax.block_until_ready(compiled(images, kernel, matrix))
+  with jax.profiler.trace(str(tmp_path)):
+    jax.block_until_ready(compiled(images, kernel, matrix))
+  seconds = op_profile.op_seconds(str(tmp_path), instructions)
+  assert seconds and all(name in instructions and value > 0 for name, value in seconds.items())
+  traced_groups = {op_profile.op_group(instructions[name][0], opcodes) for name in seconds}
+  assert traced_groups & {"convolution", "convolution (fused)"} and traced_groups & {"dot", "dot (fused)"}

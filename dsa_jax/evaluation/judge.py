@@ -69,7 +69,10 @@ class Judge(nn.Module):
     batch, time = videos.shape[:2]
     hidden = videos.reshape(batch * time, *videos.shape[2:])  # [B*T, H, W, C]
     for i, channels in enumerate(self.config.channels):
-      hidden = nn.Conv(channels, (4, 4), strides=2, kernel_init=layers.relu_init, dtype=dtype, name=f"conv_{i}")(hidden)
+      hidden = nn.Conv(
+          channels, (4, 4), strides=2, kernel_init=layers.relu_init, dtype=dtype,
+          conv_general_dilated=layers.float32_output_conv, name=f"conv_{i}",
+      )(hidden)  # float32 until the normalization casts it to dtype
       hidden = NORMALIZATIONS[self.config.normalization](dtype=dtype, name=f"norm_{i}")(hidden)
       hidden = nn.leaky_relu(hidden, 0.2)
     hidden = hidden.reshape(batch, time, -1)  # [B, T, 4 * 4 * channels]

@@ -47,8 +47,20 @@ def resolution_channels(num_channels: int, per_resolution: tuple[int, ...], imag
 # ReLU layers use He initialisation (variance 2 / fan-in) so activations keep their scale
 # through the deep conv stacks; LeCun's default halves the variance at every ReLU.
 relu_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
+
 # A kernel-3 stride-2 transposed conv sums 2.25 of its 9 taps per output on average.
 relu_init_conv_transpose_2x = nn.initializers.variance_scaling(2.0 * 9 / 2.25, "fan_in", "truncated_normal")
+
+
+def float32_output_conv(*args, **kwargs) -> jax.Array:
+  """jax.lax.conv_general_dilated in its operands' dtype, with its output cast to float32.
+
+  The bias is then added in float32 and its gradient is a float32 sum, while the backward
+  convolutions still take the bfloat16 cotangent: summed from bfloat16, XLA:CPU runs the bias
+  gradient as a reduce-window several times slower (DSA at the notes' sizes: 5.6 s of a 29 s
+  step). Callers cast to the compute dtype after the activation.
+  """
+  return jax.lax.conv_general_dilated(*args, **kwargs).astype(jnp.float32)
 
 
 def _check_widths(widths: tuple[int, ...], image_size: int) -> None:
@@ -68,10 +80,12 @@ class FrameEncoder(nn.Module):
     num_frames, height = frames.shape[0], frames.shape[1]
     widths = tuple(self.widths)
     _check_widths(widths, height)
-    conv = functools.partial(nn.Conv, kernel_size=(3, 3), kernel_init=relu_init, dtype=self.dtype)
-    hidden = nn.relu(conv(widths[0], name="conv_in")(frames))  # [N, H, W, widths[0]]
+    conv = functools.partial(
+        nn.Conv, kernel_size=(3, 3), kernel_init=relu_init, dtype=self.dtype, conv_general_dilated=float32_output_conv
+    )
+    hidden = nn.relu(conv(widths[0], name="conv_in")(frames)).astype(self.dtype)  # [N, H, W, widths[0]]
     for i, width in enumerate(widths[1:]):
-      hidden = nn.relu(conv(width, strides=2, name=f"down_{i}")(hidden))  # halves H and W
+      hidden = nn.relu(conv(width, strides=2, name=f"down_{i}")(hidden)).astype(self.dtype)  # halves H and W
     hidden = hidden.reshape(num_frames, -1)  # [N, 4 * 4 * widths[-1]]
     return nn.relu(nn.Dense(self.feature_size, kernel_init=relu_init, dtype=self.dtype, name="dense")(hidden))
 
@@ -111,12 +125,12 @@ class ConvTranspose2x(nn.Module):
     kernel = self.param("kernel", self.kernel_init, (3, 3, in_features, self.features), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
     padded = jnp.pad(inputs.astype(self.dtype), ((0, 0), (1, 0), (1, 0), (0, 0)))  # window rows/cols (j-1, j)
-    phases = jax.lax.conv_general_dilated(
+    phases = float32_output_conv(
         padded, _phase_kernel(kernel.astype(self.dtype)), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )  # [N, H, W, 4*O]
+    )  # [N, H, W, 4*O] float32
     phases = phases.reshape(batch, height, width, 2, 2, self.features)
     outputs = phases.transpose(0, 1, 3, 2, 4, 5).reshape(batch, 2 * height, 2 * width, self.features)
-    return outputs + bias.astype(self.dtype)
+    return outputs + bias  # float32, as float32_output_conv
 
 
 class FrameDecoder(nn.Module):
@@ -138,7 +152,7 @@ class FrameDecoder(nn.Module):
     hidden = hidden.reshape(-1, 4, 4, widths[0])  # [N, 4, 4, widths[0]]
     for i, width in enumerate(widths[1:]):
       hidden = ConvTranspose2x(width, relu_init_conv_transpose_2x, self.dtype, name=f"up_{i}")(hidden)
-      hidden = nn.relu(hidden)  # [N, 2h, 2w, width]
+      hidden = nn.relu(hidden).astype(self.dtype)  # [N, 2h, 2w, width]
     logits = nn.ConvTranspose(channels, (3, 3), dtype=self.dtype, name="conv_out")(hidden)  # [N, H, W, C]
     return logits.astype(jnp.float32)
 

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dsa_jax.models import layers
+
 # The experts are blended in float32, their parameters' dtype: casting every expert to bfloat16
 # each step costs more than the blend saves (pretraining steps 19% slower on 2 CPU cores).
 BLEND_SCOPE = "blend_experts"
@@ -68,12 +70,13 @@ class Encoder(nn.Module):
           f"got encoder_channels={self.channels}."
       )
     activation = functools.partial(nn.leaky_relu, negative_slope=self.negative_slope)
+    conv = functools.partial(nn.Conv, kernel_size=(4, 4), dtype=self.dtype, conv_general_dilated=layers.float32_output_conv)
     hidden = frames
     for i, features in enumerate(self.channels[:-1]):
-      hidden = nn.Conv(features, (4, 4), padding=((1, 1), (1, 1)), dtype=self.dtype, name=f"conv_{i}")(hidden)
-      hidden = blur_pool(activation(hidden))  # [N, H/2^(i+1), W/2^(i+1), features]
-    hidden = nn.Conv(self.channels[-1], (4, 4), padding="VALID", dtype=self.dtype, name=f"conv_{blocks}")(hidden)
-    return activation(hidden).reshape(frames.shape[0], -1)  # [N, channels[-1]]
+      hidden = conv(features, padding=((1, 1), (1, 1)), name=f"conv_{i}")(hidden)  # float32
+      hidden = blur_pool(activation(hidden)).astype(self.dtype)  # [N, H/2^(i+1), W/2^(i+1), features]
+    hidden = conv(self.channels[-1], padding="VALID", name=f"conv_{blocks}")(hidden)
+    return activation(hidden).astype(self.dtype).reshape(frames.shape[0], -1)  # [N, channels[-1]]
 
 
 def expert_init(fan_in: int):
