@@ -76,3 +76,18 @@ def test_op_profile_finds_every_traced_op_of_a_compiled_function_in_its_hlo(tmp_
   assert seconds and all(name in instructions and value > 0 for name, value in seconds.items())
   traced_groups = {op_profile.op_group(instructions[name][0], opcodes) for name in seconds}
   assert traced_groups & {"convolution", "convolution (fused)"} and traced_groups & {"dot", "dot (fused)"}
+
+
+def test_op_profile_prints_each_dtypes_op_groups_and_top_ops():
+  result = subprocess.run(
+      [sys.executable, "-m", "benchmarks.op_profile", "--cases=dsa_quick", "--steps=1", "--dtypes=float32", "--top=3"],
+      cwd=REPO, capture_output=True, text=True, check=True,
+  )
+  assert re.search(r"dsa_quick: wall time per traced step float32 [\d.e+-]+ s", result.stdout), result.stdout
+  tables = [block.splitlines() for block in result.stdout.split("\n\n") if "|---" in block]
+  groups, top_ops = tables
+  assert groups[1].split("|")[1:-1] == [" op group ", " share float32 ", " ms/step float32 "]
+  names = {line.split("|")[1].strip() for line in groups[3:]}
+  assert {"convolution", op_profile.OUTSIDE_OPS} <= names
+  assert len(top_ops) == 2 + 1 + 3 and top_ops[0] == "Top ops of dsa_quick in float32:"
+  assert all(float(line.split("|")[-2]) > 0 for line in top_ops[3:])
