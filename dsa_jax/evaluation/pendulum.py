@@ -1,7 +1,8 @@
 """The pendulum's exact pixel judge applied to a codec: swaps, the swap grid, continuations, generations.
 
 Test videos [M, T, H, W, 3] are split in halves: static sources (identity: the bob's colour)
-and dynamic sources (action: the swing speed).
+and dynamic sources (action: the swing speed). Generations are scored from both priors, and
+with each test video's inferred static code and dynamics from the prior (what p(s) costs).
 """
 
 import jax
@@ -20,13 +21,17 @@ def run(codec: Codec, videos, key: jax.Array, num_frames: int) -> dict[str, floa
     raise ValueError(f"The pendulum evaluation needs at least 2 test videos; got {videos.shape[0]}.")
   static_source, dynamic_source = videos[:half], videos[half : 2 * half]
   swap_key, grid_key, continue_key, generate_key = jax.random.split(key, 4)
-  reconstruct_key = jax.random.fold_in(key, 4)
+  reconstruct_key, inferred_identity_key = jax.random.fold_in(key, 4), jax.random.fold_in(key, 5)
   swapped = np.asarray(sampling.swap(codec, static_source, dynamic_source, swap_key))
   grid = np.asarray(sampling.swap_grid(codec, static_source, dynamic_source, grid_key, num_frames))
   colours, speeds = pendulum_metrics.bob_colour(videos), pendulum_metrics.swing_speed(videos)
   continued = np.asarray(sampling.continue_video(codec, videos, continue_key, num_frames))
   generated = np.asarray(sampling.generate(codec, generate_key, videos.shape[0], num_frames))
   reconstructed = np.asarray(sampling.reconstruct(codec, videos, reconstruct_key))
+  inferred_identities = codec.encode(videos).static  # [M, S] posterior means
+  generated_with_inferred_identities = np.asarray(
+      sampling.generate_with_static(codec, inferred_identities, inferred_identity_key, num_frames)
+  )
   return {
       **pendulum_metrics.swap_statistics(swapped, static_source, dynamic_source),
       **pendulum_metrics.transfer_grid_statistics(
@@ -36,6 +41,9 @@ def run(codec: Codec, videos, key: jax.Array, num_frames: int) -> dict[str, floa
       "generation_frames": num_frames,
       "generations_swinging_in_last_third": float(pendulum_metrics.still_swinging(generated).mean()),
       "generations_at_full_intensity": float(np.mean(pendulum_metrics.full_intensity_colour(generated) >= 0)),
+      "generations_with_inferred_identities_at_full_intensity": float(
+          np.mean(pendulum_metrics.full_intensity_colour(generated_with_inferred_identities) >= 0)
+      ),
       "reconstructions_at_full_intensity": float(np.mean(pendulum_metrics.full_intensity_colour(reconstructed) >= 0)),
       "continuations_swinging_in_last_third": float(pendulum_metrics.still_swinging(continued).mean()),
       "continuations_keeping_speed": float(np.mean(pendulum_metrics.swing_speed(continued) == speeds)),
