@@ -125,19 +125,19 @@ def profile_in_subprocess(name: str, dtype: str, steps: int, top: int) -> dict:
 
 def group_table(profiles: list[dict]) -> str:
   """One case's op groups in every dtype: share of the step's wall time and ms per step, largest first."""
-  dtypes = [profile["dtype"] for profile in profiles]
-  totals = {profile["dtype"]: profile["wall_s_per_step"] for profile in profiles}
-  names = sorted({group for profile in profiles for group in profile["groups"]}, key=lambda g: -profiles[0]["groups"].get(g, 0))
+  dtypes = [result["dtype"] for result in profiles]
+  totals = {result["dtype"]: result["wall_s_per_step"] for result in profiles}
+  names = sorted({group for result in profiles for group in result["groups"]}, key=lambda g: -profiles[0]["groups"].get(g, 0))
   header = ["op group"] + [f"{column} {dtype}" for dtype in dtypes for column in ("share", "ms/step")]
   rows = []
   for name in names:
     row = {"op group": name}
-    for profile in profiles:
-      seconds = profile["groups"].get(name, 0.0)
-      row[f"share {profile['dtype']}"] = f"{seconds / totals[profile['dtype']]:.1%}"
-      row[f"ms/step {profile['dtype']}"] = 1e3 * seconds
+    for result in profiles:
+      seconds = result["groups"].get(name, 0.0)
+      row[f"share {result['dtype']}"] = f"{seconds / totals[result['dtype']]:.1%}"
+      row[f"ms/step {result['dtype']}"] = 1e3 * seconds
     rows.append(row)
-  walls = ", ".join(f"{profile['dtype']} {profile['wall_s_per_step']:.3g} s" for profile in profiles)
+  walls = ", ".join(f"{result['dtype']} {result['wall_s_per_step']:.3g} s" for result in profiles)
   return f"{profiles[0]['case']}: wall time per traced step {walls}\n" + tables.markdown(header, rows)
 
 

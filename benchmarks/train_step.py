@@ -98,7 +98,6 @@ class CompiledCase(NamedTuple):
   state: Any
   batch: dict
   key: jax.Array
-  batch_size: int
   batch_name: str  # "BxTxS^2"
   compile_seconds: float
 
@@ -124,12 +123,13 @@ def compile_case(name: str, dtype: str = "float32") -> CompiledCase:
   started = time.perf_counter()
   compiled = train.jit_train_step(task.loss_fn, mesh).lower(state, batch, key).compile()
   compile_seconds = time.perf_counter() - started
-  return CompiledCase(compiled, state, batch, key, batch_size, f"{batch_size}x{num_frames}x{image_size}^2", compile_seconds)
+  return CompiledCase(compiled, state, batch, key, f"{batch_size}x{num_frames}x{image_size}^2", compile_seconds)
 
 
 def measure(name: str, steps: int, dtype: str = "float32") -> dict:
   """Compiles and times one case's train step on random frames in compute dtype `dtype`."""
-  compiled, state, batch, key, batch_size, batch_name, compile_seconds = compile_case(name, dtype)
+  compiled, state, batch, key, batch_name, compile_seconds = compile_case(name, dtype)
+  batch_size = batch["video"].shape[0]
   memory = compiled.memory_analysis()
   xla_bytes = (
       memory.argument_size_in_bytes + memory.output_size_in_bytes - memory.alias_size_in_bytes + memory.temp_size_in_bytes

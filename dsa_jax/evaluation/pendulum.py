@@ -40,11 +40,11 @@ def run(codec: Codec, videos, key: jax.Array, num_frames: int) -> dict[str, floa
       "generations": videos.shape[0],
       "generation_frames": num_frames,
       "generations_swinging_in_last_third": float(pendulum_metrics.still_swinging(generated).mean()),
-      "generations_at_full_intensity": float(np.mean(pendulum_metrics.full_intensity_colour(generated) >= 0)),
-      "generations_with_inferred_identities_at_full_intensity": float(
-          np.mean(pendulum_metrics.full_intensity_colour(generated_with_inferred_identities) >= 0)
+      "generations_at_full_intensity": pendulum_metrics.fraction_at_full_intensity(generated),
+      "generations_with_inferred_identities_at_full_intensity": pendulum_metrics.fraction_at_full_intensity(
+          generated_with_inferred_identities
       ),
-      "reconstructions_at_full_intensity": float(np.mean(pendulum_metrics.full_intensity_colour(reconstructed) >= 0)),
+      "reconstructions_at_full_intensity": pendulum_metrics.fraction_at_full_intensity(reconstructed),
       "continuations_swinging_in_last_third": float(pendulum_metrics.still_swinging(continued).mean()),
       "continuations_keeping_speed": float(np.mean(pendulum_metrics.swing_speed(continued) == speeds)),
   }

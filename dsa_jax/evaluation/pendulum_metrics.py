@@ -154,3 +154,8 @@ def full_intensity_colour(videos: np.ndarray) -> np.ndarray:
     in_every_frame = (gaps <= FULL_INTENSITY_TOLERANCE).any(axis=(1, 2)).all(axis=0)  # [K]
     colours.append(int(in_every_frame.argmax()) if in_every_frame.any() else -1)
   return np.array(colours, np.int64)
+
+
+def fraction_at_full_intensity(videos: np.ndarray) -> float:
+  """The fraction of videos [N, T, H, W, 3] with one palette colour at full intensity in every frame."""
+  return float(np.mean(full_intensity_colour(videos) >= 0))
