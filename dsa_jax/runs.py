@@ -12,6 +12,7 @@ import numpy as np
 from dsa_jax import checkpointing, codecs, data, evaluation, sample_files, tasks, visualize, workdirs
 
 EVALUATION_FILE = "evaluation.json"
+DENSITY_VIDEOS = 512  # experiments/base.py's config.sample.num_density_videos, for runs saved before it existed
 
 
 class Run(NamedTuple):
@@ -103,7 +104,9 @@ def write_results(
   horizon = config.sample.num_frames or config.data.num_frames
   sample_key, evaluation_key = jax.random.split(key)
   paths = sample_files.write_samples(codec, visual_videos, sample_key, out_dir, horizon)
-  scores = evaluation.evaluate(config.evaluators, codec, evaluation_videos, evaluation_key, horizon)
+  density_count = config.sample.get("num_density_videos", DENSITY_VIDEOS)
+  density_videos = load_videos(config.data, "train", density_count) if config.evaluators else None
+  scores = evaluation.evaluate(config.evaluators, codec, evaluation_videos, evaluation_key, horizon, density_videos)
   if scores:
     content = json.dumps(scores, indent=2).encode()
     paths.append(visualize.write_atomically(os.path.join(out_dir, EVALUATION_FILE), content))

@@ -9,6 +9,7 @@ Files of these (PNG, GIF) are written by `dsa_jax.sample_files`.
 import jax
 import jax.numpy as jnp
 
+from dsa_jax import code_density
 from dsa_jax.codecs import Codec, Codes
 
 
@@ -55,6 +56,14 @@ def generate(codec: Codec, key: jax.Array, num_videos: int, num_frames: int) -> 
   """[N, T, ...] with the static code and the dynamics drawn from their priors."""
   static_key, dynamics_key = jax.random.split(key)
   return generate_with_static(codec, codec.sample_static(static_key, num_videos), dynamics_key, num_frames)
+
+
+def generate_from_density(
+    codec: Codec, density: code_density.CodeDensity, key: jax.Array, num_videos: int, num_frames: int
+) -> jax.Array:
+  """[N, T, ...] with both codes drawn from a density fitted to encoded videos (`code_density.fit_codes`)."""
+  sample_key, decode_key = jax.random.split(key)
+  return codec.decode(code_density.sample_codes(density, sample_key, num_videos), decode_key, num_frames)
 
 
 def generate_with_static(codec: Codec, static: jax.Array, key: jax.Array, num_frames: int) -> jax.Array:

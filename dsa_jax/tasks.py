@@ -125,7 +125,7 @@ def judge_model_config(config: ml_collections.ConfigDict, image_shape: tuple[int
       image_shape=tuple(image_shape), heads=tuple((name, int(classes)) for name, classes in config.judge.heads),
       channels=tuple(config.judge.channels), feature_size=config.judge.feature_size, lstm_size=config.judge.lstm_size,
       normalization=config.judge.get("normalization", "layer"), pooled_heads=tuple(config.judge.get("pooled_heads", ())),
-      compute_dtype=config.train.get("compute_dtype", "float32"),
+      counted_heads=tuple(config.judge.get("counted_heads", ())), compute_dtype=config.train.get("compute_dtype", "float32"),
   )
 
 
@@ -139,7 +139,7 @@ def judge_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, i
   def loss_fn(params, batch, key, step):
     del key, step
     output = model.apply({"params": params}, data.to_unit_interval(batch[data.VIDEO_KEY]))
-    return judge.cross_entropy(output, {name: batch[name] for name, _ in model.config.heads})
+    return judge.cross_entropy(output, {name: batch[name] for name, _ in model.config.heads}, model.config.counted_heads)
 
   return Task("judge", model, init_params, loss_fn, codec=None)
 

@@ -85,6 +85,7 @@ def get_config() -> config_dict.ConfigDict:
   config.judge.lstm_size = 128
   config.judge.normalization = "layer"  # after each conv: "layer" (per position) or "group" (per frame, for sparse frames)
   config.judge.pooled_heads = ()  # heads reading the time-mean of the bi-LSTM outputs (not its end states)
+  config.judge.counted_heads = ()  # sorted classes of one multiset (digit_1 <= digit_2), counted in every frame
 
   config.loss = config_dict.ConfigDict()
   config.loss.beta_f = 1.0
@@ -107,6 +108,7 @@ def get_config() -> config_dict.ConfigDict:
   config.sample = config_dict.ConfigDict()
   config.sample.num_videos = 8  # test videos shown in images and sample files
   config.sample.num_evaluation_videos = 64  # test videos scored at the end (e.g. pendulum swaps)
+  config.sample.num_density_videos = 512  # training videos whose codes evaluators fit an ex-post density to
   config.sample.num_frames = config_dict.placeholder(int)  # generation horizon; None = data.num_frames
 
   config.evaluators = ()  # names in dsa_jax.evaluation.EVALUATORS, scored at the end of training

@@ -23,7 +23,7 @@ def get_config(variant: str | None = None):
   config.data.manual_dir = "../shared/data/mnist"
   config.data.validation_videos = 1000  # of the 49,500 training videos: the checkpoint is chosen on them
   config.judge.normalization = "group"  # frames are mostly black: a per-position LayerNorm amplifies faint strokes
-  config.judge.pooled_heads = ("digit_1", "digit_2")  # the digits are in every frame: each frame's features learn them
+  config.judge.counted_heads = ("digit_1", "digit_2")  # every frame counts the copies of each digit, wherever they are
   config.train.max_checkpoints = 6
   if variant is None:
     return config

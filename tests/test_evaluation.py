@@ -56,6 +56,49 @@ def test_judge_outputs_and_cross_entropy_of_perfect_logits():
   assert float(scores["accuracy_action"]) == 1.0 and float(loss) < 1e-6
 
 
+def test_multiset_marginals_match_the_enumerated_joint_of_per_class_counts():
+  rng = np.random.default_rng(0)
+  count_log_probs = np.log(rng.dirichlet(np.ones(3), size=(2, 4)))  # [B, K, 3]: 0, 1 or 2 copies of 4 classes
+  first, second = judge.multiset_log_marginals(count_log_probs, 2)
+  for b in range(2):
+    joint = np.zeros((4, 4))
+    for low in range(4):
+      for high in range(low, 4):
+        counts = np.bincount([low, high], minlength=4)
+        joint[low, high] = np.exp(sum(count_log_probs[b, k, counts[k]] for k in range(4)))
+    joint /= joint.sum()
+    np.testing.assert_allclose(np.exp(first[b]), joint.sum(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(np.exp(second[b]), joint.sum(axis=0), rtol=1e-5)
+  assert judge.sorted_multisets(10, 2).shape == (55, 2) and judge.sorted_multisets(10, 1).shape == (10, 1)
+
+
+def test_counted_heads_give_normalised_marginals_and_a_frame_count_loss():
+  config = judge.JudgeConfig(
+      image_shape=(16, 16, 1), heads=(("digit_1", 4), ("digit_2", 4), ("direction", 3)), channels=(4, 6),
+      feature_size=7, lstm_size=5, counted_heads=("digit_1", "digit_2"),
+  )
+  model = judge.Judge(config)
+  videos = np.random.default_rng(0).random((3, 5, 16, 16, 1)).astype(np.float32)
+  output = model.apply(model.init(jax.random.key(0), videos), videos)
+  assert list(output.logits) == ["digit_1", "digit_2", "direction"] and output.frame_count_log_probs.shape == (3, 5, 4, 3)
+  np.testing.assert_allclose(np.exp(output.logits["digit_2"]).sum(axis=-1), 1.0, rtol=1e-5)
+  labels = {"digit_1": np.array([0, 1, 3]), "digit_2": np.array([2, 1, 3]), "direction": np.array([0, 1, 2])}
+  counts = np.array([[1, 0, 1, 0], [0, 2, 0, 0], [0, 0, 0, 2]])  # [B, K] copies of each class in the labels
+  certain = np.where(np.arange(3) == counts[:, None, :, None], 0.0, -60.0) * np.ones((3, 5, 4, 3))  # [B, T, K, 3]
+  marginals = judge.multiset_log_marginals(certain.mean(axis=1), 2)
+  perfect = judge.JudgeOutput(
+      {"digit_1": marginals[0], "digit_2": marginals[1], "direction": 50.0 * np.eye(3)}, output.features, certain
+  )
+  loss, scores = judge.cross_entropy(perfect, labels, config.counted_heads)
+  assert float(scores["accuracy_digit_1"]) == float(scores["accuracy_digit_2"]) == 1.0 and float(loss) < 1e-6
+  loss, scores = judge.cross_entropy(output, labels, config.counted_heads)
+  np.testing.assert_allclose(float(loss), (float(scores["loss_direction"]) + float(scores["loss_frame_counts"])) / 2, rtol=1e-6)
+  with pytest.raises(ValueError, match="must share one number of classes"):
+    judge.JudgeConfig(heads=(("digit_1", 4), ("digit_2", 5)), counted_heads=("digit_1", "digit_2"))
+  with pytest.raises(ValueError, match="must be heads"):
+    judge.JudgeConfig(heads=(("digit_1", 4),), counted_heads=("digit_1", "digit_2"))
+
+
 def test_exported_judge_reloads_bit_identically_and_refuses_a_damaged_file(tiny_judge, tmp_path):
   workdir, info = tiny_judge
   assert set(info["test_accuracy"]) == {"action", "body", "bottom", "top", "hair"}

@@ -202,6 +202,19 @@ def test_directions_are_the_nearest_compass_point_in_image_axes():
   np.testing.assert_array_equal(moving_mnist.direction_class(velocity), [0, 1, 2, 3, 0, 1])
 
 
+def test_an_ideal_observer_errs_only_on_digits_whose_pixels_straddle_a_direction_boundary():
+  speed, boundary = 3.6, np.pi / 4  # between right (0) and down (1): y grows downwards
+  angles = np.array([[boundary - 0.3, boundary + 1e-5]])  # [1, D]: far below, and on the boundary to the pixel
+  velocity = speed * np.stack([np.cos(angles), np.sin(angles)], axis=-1)  # [1, 2, 2]
+  start = np.full((1, 2, 2), 10.0)
+  flip = moving_mnist.direction_flip_probabilities(start, velocity, 16)
+  assert flip[0, 0] == 0.0 and 0.25 < flip[0, 1] <= 0.5
+  assert moving_mnist.ideal_direction_accuracy(velocity, np.zeros((1, 2))) == {"direction_1": 1.0, "direction_2": 1.0}
+  # true classes (0, 1); the second flips to 0 with probability 0.4: sorted (0, 0) keeps direction_1, loses direction_2
+  accuracy = moving_mnist.ideal_direction_accuracy(velocity, np.array([[0.0, 0.4]]))
+  assert accuracy == pytest.approx({"direction_1": 1.0, "direction_2": 0.6})
+
+
 def test_order_free_labels_do_not_depend_on_which_digit_is_first():
   digits = np.array([[7, 3], [3, 7], [5, 5]])
   velocity = np.array([[[0.0, -1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, -1.0]], [[-1.0, 0.0], [-1.0, 0.1]]])

@@ -137,10 +137,11 @@ class RendererCodec:
 
 def test_the_pendulum_evaluator_gives_an_exact_codec_full_marks_and_scores_faint_prior_generations():
   parameters, videos = clips(16, per_class=1)
-  scores = pendulum_evaluator.run(RendererCodec(parameters, videos.astype(np.float32)), videos, jax.random.key(0), 60)
+  codec = RendererCodec(parameters, videos.astype(np.float32))
+  scores = pendulum_evaluator.run(codec, videos, jax.random.key(0), 60, videos)
   for name in ("colour_follows_static_source", "colour_follows_identity_source", "speed_follows_action_source",
                "continuations_keeping_speed", "generations_swinging_in_last_third", "reconstructions_at_full_intensity",
-               "generations_with_inferred_identities_at_full_intensity"):
+               "generations_with_inferred_identities_at_full_intensity", "generations_from_fitted_density_at_full_intensity"):
     assert scores[name] == 1.0, (name, scores)
   for name in ("colour_follows_dynamic_source", "colour_follows_action_source", "speed_follows_identity_source",
                "generations_at_full_intensity"):

@@ -56,7 +56,9 @@ def test_pendulum_quick_runs_both_stages_and_resumes_where_it_stopped(data_dir, 
   assert sorted(pretrain_steps) == [1, 2, 3]  # not retrained
   with open(os.path.join(runs.sample_dir(os.path.join(workdir, "sequence"), 3), "evaluation.json")) as file:
     scores = json.load(file)
-  assert set(scores) >= {"colour_follows_identity_source", "speed_follows_action_source"}
+  assert set(scores) >= {
+      "colour_follows_identity_source", "speed_follows_action_source", "generations_from_fitted_density_at_full_intensity"
+  }
   restored = dsa_jax.restore(workdir)
   assert restored.stage == "sequence" and restored.step == 3 and restored.codec.dynamics_name == "d"
   pretrained = dsa_jax.restore(os.path.join(workdir, "pretrain"))

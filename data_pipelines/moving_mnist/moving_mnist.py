@@ -179,6 +179,64 @@ def direction_class(velocity: np.ndarray) -> np.ndarray:
   return np.rint(angle / (np.pi / 2)).astype(np.int64) % len(DIRECTIONS)
 
 
+def direction_flip_probabilities(
+    start: np.ndarray, velocity: np.ndarray, num_frames: int, window: float = 0.06, cells: int = 11, angles: int = 81
+) -> np.ndarray:
+  """How often an ideal observer of the rounded positions errs on each digit's direction class [N, D].
+
+  A digit's pixels fix only its rounded top-left corners. Every start within the rounding cell of
+  its first corner and every angle within `window` radians of its nearest class boundary (on a
+  cells x cells by `angles` grid, at the digit's own speed) that renders the same corners in all
+  num_frames frames is consistent with what the pixels show; the observer picks the side of the
+  boundary holding most of them and errs with the other side's share. Digits further than
+  `window` from a boundary are taken as unambiguous. Occlusion by the other digit is ignored, so
+  this bounds any judge's error from below.
+  """
+  start, velocity = np.asarray(start, np.float64), np.asarray(velocity, np.float64)
+  angle = np.arctan2(velocity[..., 1], velocity[..., 0])  # [N, D]
+  boundary = (np.floor(angle / (np.pi / 2)) + 0.5) * (np.pi / 2)  # the class boundary nearest to the angle
+  boundary = np.where(angle - boundary > np.pi / 4, boundary + np.pi / 2, boundary)
+  boundary = np.where(boundary - angle > np.pi / 4, boundary - np.pi / 2, boundary)
+  flip = np.zeros(angle.shape)
+  near = np.argwhere(np.abs(angle - boundary) < window)  # [n, 2] (video, digit)
+  offsets = (np.arange(cells) + 0.5) / cells - 0.5  # midpoints of the rounding cell
+  cell_x, cell_y = np.meshgrid(offsets, offsets, indexing="ij")
+  shifts = np.linspace(-window, window, angles)
+  shifts = shifts[shifts != 0.0]  # [A]: never on the boundary itself
+  for video, digit in near:
+    seen = np.rint(trajectories(start[video, digit], velocity[video, digit], num_frames))  # [T, 2]
+    speed = np.hypot(*velocity[video, digit])
+    candidate_start = seen[0] + np.stack([cell_x.ravel(), cell_y.ravel()], axis=-1)  # [C, 2]
+    candidate_angle = boundary[video, digit] + shifts  # [A]
+    candidate_velocity = speed * np.stack([np.cos(candidate_angle), np.sin(candidate_angle)], axis=-1)  # [A, 2]
+    starts = np.broadcast_to(candidate_start[:, None], (len(candidate_start), len(shifts), 2))  # [C, A, 2]
+    velocities = np.broadcast_to(candidate_velocity[None], starts.shape)  # [C, A, 2]
+    consistent = (np.rint(trajectories(starts, velocities, num_frames)) == seen).all(axis=(-1, -2))  # [C, A]
+    above = consistent[:, shifts > 0].sum()
+    below = consistent[:, shifts < 0].sum()
+    if above + below:
+      flip[video, digit] = min(above, below) / (above + below)
+  return flip
+
+
+def ideal_direction_accuracy(velocity: np.ndarray, flip: np.ndarray) -> dict[str, float]:
+  """Expected accuracy of each order-free direction head {direction_i} when each digit's class flips
+  across its nearest boundary independently with probability flip [N, D] (from direction_flip_probabilities)."""
+  true_class = direction_class(velocity)  # [N, D]
+  angle = np.arctan2(velocity[..., 1], velocity[..., 0])
+  across = np.where(angle / (np.pi / 2) - np.rint(angle / (np.pi / 2)) > 0, 1, -1)  # the neighbour over the nearest boundary
+  flipped_class = (true_class + across) % len(DIRECTIONS)
+  truth = np.sort(true_class, axis=-1)
+  num_digits = true_class.shape[-1]
+  correct = np.zeros((true_class.shape[0], num_digits))
+  for pattern in np.ndindex(*(2,) * num_digits):  # which digits flip
+    flips = np.array(pattern, bool)  # [D]
+    chance = np.prod(np.where(flips, flip, 1.0 - flip), axis=-1)  # [N]
+    seen = np.sort(np.where(flips, flipped_class, true_class), axis=-1)  # [N, D]
+    correct += chance[:, None] * (seen == truth)
+  return {f"direction_{i + 1}": float(correct[:, i].mean()) for i in range(num_digits)}
+
+
 def order_free_labels(digit_classes: np.ndarray, velocity: np.ndarray) -> dict[str, np.ndarray]:
   """{digit_i, direction_i: [N]} for i = 1..D: the sorted digit classes [N, D] and sorted directions of velocity [N, D, 2]."""
   digits = np.sort(digit_classes, axis=-1)

@@ -157,6 +157,7 @@ def export(workdir: str, out_dir: str | None = None, train_seconds: float | None
       "lstm_size": model_config.lstm_size,
       "normalization": model_config.normalization,
       "pooled_heads": list(model_config.pooled_heads),
+      "counted_heads": list(model_config.counted_heads),
       "train_steps": run.step,
       "train_seconds": train_seconds,
       "validation_videos": run.config.data.get("validation_videos", 0),
@@ -188,6 +189,7 @@ def load(directory: str) -> TrainedJudge:
       image_shape=tuple(info["image_shape"]), heads=tuple((name, classes) for name, classes in info["heads"]),
       channels=tuple(info["channels"]), feature_size=info["feature_size"], lstm_size=info["lstm_size"],
       normalization=info.get("normalization", "layer"), pooled_heads=tuple(info.get("pooled_heads", ())),
+      counted_heads=tuple(info.get("counted_heads", ())),
   ))
   videos = jax.ShapeDtypeStruct((1, info["num_frames"], *info["image_shape"]), jnp.float32)
   template = jax.eval_shape(lambda v: model.init(jax.random.key(0), v)["params"], videos)

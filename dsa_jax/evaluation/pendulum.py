@@ -1,19 +1,23 @@
 """The pendulum's exact pixel judge applied to a codec: swaps, the swap grid, continuations, generations.
 
 Test videos [M, T, H, W, 3] are split in halves: static sources (identity: the bob's colour)
-and dynamic sources (action: the swing speed). Generations are scored from both priors, and
-with each test video's inferred static code and dynamics from the prior (what p(s) costs).
+and dynamic sources (action: the swing speed). Generations are scored from both priors, with
+each test video's inferred static code and dynamics from the prior (what p(s) costs), and with
+both codes drawn from a mixture fitted to training videos' codes (an ex-post density: where the
+decoder was trained, whatever the priors).
 """
 
 import jax
 import numpy as np
 
-from dsa_jax import sampling
+from dsa_jax import code_density, sampling
 from dsa_jax.codecs import Codec
 from dsa_jax.evaluation import pendulum_metrics
 
+DENSITY_COMPONENTS = 14  # one per bob colour and swing speed
 
-def run(codec: Codec, videos, key: jax.Array, num_frames: int) -> dict[str, float]:
+
+def run(codec: Codec, videos, key: jax.Array, num_frames: int, density_videos) -> dict[str, float]:
   """Swap statistics at the videos' length; grid, continuation and generation scores at num_frames."""
   videos = np.asarray(videos, np.float32)
   half = videos.shape[0] // 2
@@ -32,6 +36,16 @@ def run(codec: Codec, videos, key: jax.Array, num_frames: int) -> dict[str, floa
   generated_with_inferred_identities = np.asarray(
       sampling.generate_with_static(codec, inferred_identities, inferred_identity_key, num_frames)
   )
+  if len(density_videos) < DENSITY_COMPONENTS:
+    raise ValueError(
+        f"The pendulum's ex-post density has {DENSITY_COMPONENTS} components but config.sample.num_density_videos "
+        f"gave {len(density_videos)} training videos; raise it to at least {DENSITY_COMPONENTS}."
+    )
+  density_key, density_sample_key = jax.random.split(jax.random.fold_in(key, 6))
+  density = code_density.fit_codes(codec.encode(density_videos), density_key, DENSITY_COMPONENTS)
+  generated_from_density = np.asarray(
+      sampling.generate_from_density(codec, density, density_sample_key, videos.shape[0], num_frames)
+  )
   return {
       **pendulum_metrics.swap_statistics(swapped, static_source, dynamic_source),
       **pendulum_metrics.transfer_grid_statistics(
@@ -44,6 +58,10 @@ def run(codec: Codec, videos, key: jax.Array, num_frames: int) -> dict[str, floa
       "generations_with_inferred_identities_at_full_intensity": pendulum_metrics.fraction_at_full_intensity(
           generated_with_inferred_identities
       ),
+      "generations_from_fitted_density_at_full_intensity": pendulum_metrics.fraction_at_full_intensity(
+          generated_from_density
+      ),
+      "generations_from_fitted_density_swinging_in_last_third": float(pendulum_metrics.still_swinging(generated_from_density).mean()),
       "reconstructions_at_full_intensity": pendulum_metrics.fraction_at_full_intensity(reconstructed),
       "continuations_swinging_in_last_third": float(pendulum_metrics.still_swinging(continued).mean()),
       "continuations_keeping_speed": float(np.mean(pendulum_metrics.swing_speed(continued) == speeds)),
