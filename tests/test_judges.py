@@ -61,3 +61,17 @@ def test_mug_quick_judge_trains_on_the_fake_tree(tmp_path):
   )
   info = check_written_judge(result, workdir, judge_mug.get_config("quick").judge.heads, {"30", "60"})
   assert info["dataset"] == "mug" and info["dynamic_heads"] == ["expression"] and info["validation_videos"] == 6
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason=f"the MNIST IDX files are not in {MNIST_DIR} (shared data)")
+def test_the_shipped_weak_moving_mnist_judge_is_intact_and_scores_its_recorded_accuracy_on_all_real_test_videos(tmp_path):
+  shipped = judges.load(judges.shipped("moving_mnist"))
+  assert shipped.info["dataset"] == "moving_mnist" and shipped.info["image_shape"] == [64, 64, 1]
+  assert shipped.info["counted_heads"] == ["digit_1", "digit_2"]
+  weak = judges.weak_heads(shipped)  # under 99% on every head: it scores runs only with --allow_weak_judge
+  assert set(weak) == {name for name, _ in judge_moving_mnist.MOVING_MNIST_HEADS} and min(weak.values()) > 0.9
+  config = judge_moving_mnist.get_config()
+  config.data.manual_dir, config.data.data_dir = MNIST_DIR, str(tmp_path)
+  accuracy = judges.accuracy(shipped, config.data, "test")  # all 5500 test videos
+  for head, recorded in shipped.info["test_accuracy"].items():
+    assert abs(accuracy[head] - recorded) <= 2 / 5500, (head, accuracy[head], recorded)  # another CPU may round a tie differently
