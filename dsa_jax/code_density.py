@@ -42,9 +42,10 @@ def fit(points: jax.Array, key: jax.Array, num_components: int, num_iterations: 
   count, _ = points.shape
   if num_components > count:
     raise ValueError(f"A mixture of {num_components} components needs at least as many videos; got {count}.")
-  floor = VARIANCE_FLOOR * points.var(axis=0) + 1e-12  # [D]
+  variance = points.var(axis=0)  # [D]
+  floor = VARIANCE_FLOOR * variance + 1e-12  # [D]
   means = points[jax.random.choice(key, count, (num_components,), replace=False)]  # [K, D]
-  spread = jnp.broadcast_to(jnp.sqrt(points.var(axis=0) + floor), means.shape)  # [K, D]
+  spread = jnp.broadcast_to(jnp.sqrt(variance + floor), means.shape)  # [K, D]
   initial = (jnp.full((num_components,), -jnp.log(num_components)), Gaussian(means, spread))
 
   def em_step(state, _):

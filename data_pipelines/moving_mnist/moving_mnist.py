@@ -195,8 +195,6 @@ def direction_flip_probabilities(
   start, velocity = np.asarray(start, np.float64), np.asarray(velocity, np.float64)
   angle = np.arctan2(velocity[..., 1], velocity[..., 0])  # [N, D]
   boundary = (np.floor(angle / (np.pi / 2)) + 0.5) * (np.pi / 2)  # the class boundary nearest to the angle
-  boundary = np.where(angle - boundary > np.pi / 4, boundary + np.pi / 2, boundary)
-  boundary = np.where(boundary - angle > np.pi / 4, boundary - np.pi / 2, boundary)
   flip = np.zeros(angle.shape)
   near = np.argwhere(np.abs(angle - boundary) < window)  # [n, 2] (video, digit)
   offsets = (np.arange(cells) + 0.5) / cells - 0.5  # midpoints of the rounding cell

@@ -79,16 +79,16 @@ def sorted_multisets(num_classes: int, size: int) -> np.ndarray:
   return np.array(list(itertools.combinations_with_replacement(range(num_classes), size)), np.int32).reshape(-1, size)
 
 
-def class_counts(labels: jax.Array, num_classes: int) -> jax.Array:
-  """Copies of each class [..., K] in sorted labels [..., N]."""
-  return jax.nn.one_hot(labels, num_classes, dtype=jnp.int32).sum(axis=-2)
+def class_counts(labels, num_classes: int):
+  """Copies of each class [..., K] in sorted labels [..., N] (NumPy in, NumPy out; JAX in, JAX out)."""
+  return (labels[..., None] == np.arange(num_classes)).sum(axis=-2)
 
 
 def multiset_log_marginals(count_log_probs: jax.Array, size: int) -> list[jax.Array]:
   """Log marginals [B, K] of each sorted position of a multiset, from independent per-class copy counts [B, K, N + 1]."""
   num_classes = count_log_probs.shape[1]
   multisets = sorted_multisets(num_classes, size)  # [M, N]
-  counts = (multisets[:, :, None] == np.arange(num_classes)).sum(axis=1)  # [M, K]
+  counts = class_counts(multisets, num_classes)  # [M, K]
   per_class = jnp.take_along_axis(count_log_probs[:, None], counts[None, :, :, None], axis=-1)[..., 0]  # [B, M, K]
   log_joint = jax.nn.log_softmax(per_class.sum(axis=-1), axis=-1)  # [B, M], renormalised over the multisets
   marginals = []
