@@ -156,6 +156,21 @@ def tiny_judge(
   return config
 
 
+def vdsm_cpu(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
+  """The narrowed 64x64 VDSM of every `:cpu` variant: one 256-wide RNN layer, 256-wide combiner and transition, 128-feature encoder."""
+  config.vdsm.rnn_size = 256
+  config.vdsm.rnn_layers = 1
+  config.vdsm.combiner_size = 256
+  config.vdsm.transition_size = 256
+  config.vdsm.encoder_channels = (32, 32, 64, 64, 128)
+  config.vdsm.decoder_channels = (256, 128, 64, 32)
+  config.vdsm_pretrain.num_epochs = 30
+  config.vdsm_sequence.num_epochs = 40
+  config.train.checkpoint_every = 400  # 5 sequence checkpoints (400 ... 2000), all kept, for the learning curve
+  config.train.max_checkpoints = 5
+  return config
+
+
 def vdsm_quick(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
   """The small VDSM of every `:quick` variant: 8 frames of 16x16, narrow layers, 6 + 6 short epochs."""
   config.data.num_frames = 8

@@ -44,14 +44,5 @@ def cpu(config):
   epochs of 50 steps instead of 300 + 200. The latent sizes, the 40 experts, the
   two stages and their schedules (lambda_z, lambda_s, tau annealed over the epochs) are the paper's.
   """
-  config.vdsm.rnn_size = 256
-  config.vdsm.rnn_layers = 1
-  config.vdsm.combiner_size = 256
-  config.vdsm.transition_size = 256
-  config.vdsm.encoder_channels = (32, 32, 64, 64, 128)
-  config.vdsm.decoder_channels = (256, 128, 64, 32)
-  config.vdsm_pretrain.num_epochs = 30
-  config.vdsm_sequence.num_epochs = 40
-  config.train.checkpoint_every = 400  # 5 sequence checkpoints (400 ... 2000), all kept, for the learning curve
-  config.train.max_checkpoints = 5
+  base.vdsm_cpu(config)
   return config

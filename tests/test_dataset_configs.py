@@ -9,7 +9,7 @@ import pytest
 from data_pipelines.manual_data import ManualDataError
 from dsa_jax import checkpointing, data, metric_writer, runs, train
 from dsa_jax import tasks
-from experiments import dsa_moving_mnist, dsa_sprites, vdsm_sprites
+from experiments import dsa_moving_mnist, dsa_sprites, vdsm_moving_mnist, vdsm_sprites
 from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
 from tests.test_train import SAMPLE_FILES
 
@@ -38,6 +38,20 @@ def test_cpu_configs_train_64x64_sprites_with_their_narrowed_models():
   vdsm_architecture = tasks.vdsm_model_config(vdsm_config, (64, 64, 3))
   assert (vdsm_architecture.dim_s, vdsm_architecture.rnn_size, vdsm_architecture.decoder_channels) == (40, 256, (256, 128, 64, 32))
   assert vdsm_config.data.image_size is None
+  assert (vdsm_config.vdsm.group_size, vdsm_config.vdsm_pretrain.num_epochs, vdsm_config.vdsm_sequence.num_epochs) == (2, 30, 40)
+
+
+def test_the_moving_mnist_cpu_config_is_the_sprites_cpu_vdsm_with_its_own_experts_one_clip_per_element_and_20_sequence_epochs():
+  mnist, sprites = vdsm_moving_mnist.get_config("cpu"), vdsm_sprites.get_config("cpu")
+  mnist_architecture = tasks.vdsm_model_config(mnist, (64, 64, 1))
+  sprites_architecture = tasks.vdsm_model_config(sprites, (64, 64, 3))
+  for field in ("rnn_size", "rnn_layers", "combiner_size", "transition_size", "encoder_channels", "decoder_channels"):
+    assert getattr(mnist_architecture, field) == getattr(sprites_architecture, field), field
+  assert (mnist_architecture.dim_s, mnist.data.num_frames, mnist.data.image_size) == (12, 16, None)
+  assert (mnist.vdsm.group_size, mnist.vdsm_pretrain.num_epochs, mnist.vdsm_sequence.num_epochs) == (1, 30, 20)
+  assert mnist.train.max_checkpoints * mnist.train.checkpoint_every >= mnist.vdsm_sequence.num_epochs * mnist.vdsm_sequence.steps_per_epoch
+  with pytest.raises(ValueError, match="'cpu'"):
+    vdsm_moving_mnist.get_config("gpu")
 
 
 def test_full_configs_use_the_papers_clip_lengths_and_batch():

@@ -64,7 +64,7 @@ def test_mug_quick_judge_trains_on_the_fake_tree(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason=f"the MNIST IDX files are not in {MNIST_DIR} (shared data)")
-def test_the_shipped_weak_moving_mnist_judge_is_intact_and_scores_its_recorded_accuracy_on_all_real_test_videos(tmp_path):
+def test_the_shipped_weak_moving_mnist_judge_is_intact_and_scores_its_pinned_accuracy_on_the_first_1000_real_test_videos(tmp_path):
   shipped = judges.load(judges.shipped("moving_mnist"))
   assert shipped.info["dataset"] == "moving_mnist" and shipped.info["image_shape"] == [64, 64, 1]
   assert shipped.info["counted_heads"] == ["digit_1", "digit_2"]
@@ -72,6 +72,7 @@ def test_the_shipped_weak_moving_mnist_judge_is_intact_and_scores_its_recorded_a
   assert set(weak) == {name for name, _ in judge_moving_mnist.MOVING_MNIST_HEADS} and min(weak.values()) > 0.9
   config = judge_moving_mnist.get_config()
   config.data.manual_dir, config.data.data_dir = MNIST_DIR, str(tmp_path)
-  accuracy = judges.accuracy(shipped, config.data, "test")  # all 5500 test videos
-  for head, recorded in shipped.info["test_accuracy"].items():
-    assert abs(accuracy[head] - recorded) <= 2 / 5500, (head, accuracy[head], recorded)  # another CPU may round a tie differently
+  accuracy = judges.accuracy(shipped, config.data, "test", count=1000)  # its recorded accuracy is over all 5500 (100 s here)
+  first_thousand = {"digit_1": 0.980, "digit_2": 0.985, "direction_1": 0.911, "direction_2": 0.906}
+  for head, pinned in first_thousand.items():
+    assert abs(accuracy[head] - pinned) <= 2 / 1000, (head, accuracy[head], pinned)  # another CPU may round a tie differently

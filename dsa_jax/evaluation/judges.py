@@ -103,16 +103,17 @@ def predict(trained: TrainedJudge, videos, batch_size: int = 64, progress: bool 
   return {name: np.concatenate(parts) for name, parts in probabilities.items()}, np.concatenate(features)
 
 
-def accuracy(trained: TrainedJudge, data_config, split: str, batch_size: int = 64) -> dict[str, float]:
-  """The accuracy of every head on all real videos of a split ("test", or "validation" carved from train)."""
+def accuracy(trained: TrainedJudge, data_config, split: str, batch_size: int = 64, count: int | None = None) -> dict[str, float]:
+  """The accuracy of every head on the first `count` (None: all) real videos of a split ("test", or "validation" carved from train)."""
   source = data.load_source(data_config, split)
+  size = len(source) if count is None else min(count, len(source))
   hits = {name: 0 for name, _ in trained.model.config.heads}
-  for start in tqdm.tqdm(range(0, len(source), batch_size), desc=f"judge {split} accuracy", leave=False):
-    batch = data.read_batch(source, np.arange(start, min(start + batch_size, len(source))), data_config.num_frames, data_config.image_size)
+  for start in tqdm.tqdm(range(0, size, batch_size), desc=f"judge {split} accuracy", leave=False):
+    batch = data.read_batch(source, np.arange(start, min(start + batch_size, size)), data_config.num_frames, data_config.image_size)
     probabilities, _ = predict(trained, np.asarray(data.to_unit_interval(batch[data.VIDEO_KEY])), batch_size)
     for name in hits:
       hits[name] += int(np.sum(probabilities[name].argmax(axis=-1) == batch[name]))
-  return {name: count / len(source) for name, count in hits.items()}
+  return {name: hit_count / size for name, hit_count in hits.items()}
 
 
 def _as_judge(run) -> TrainedJudge:
