@@ -46,8 +46,8 @@ def cpu(config):
   Narrowed from supplementary Table 2 as `vdsm_sprites.py:cpu` is (one 256-wide RNN layer, combiner
   and transition 256, decoder channels 256-128-64-32, an encoder ending in 128 features), and
   30 + 20 epochs of 50 steps instead of 300 + 200. Pretraining reads one 16-frame video per batch
-  element instead of two of the same digit pair (about 1.8 s per step instead of 3.5), and the
-  sequence stage stops at 20 epochs because on Sprites it was flat from its first checkpoint on.
+  element instead of two of the same digit pair (half the frames: about 1.8 s per step here), and
+  the sequence stage stops at 20 epochs because on Sprites it was flat from its first checkpoint on.
   The 12 experts, latent sizes, learning rates, batch sizes and both stages' schedules are the paper's.
   """
   base.vdsm_cpu(config)
