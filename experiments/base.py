@@ -166,8 +166,8 @@ def vdsm_cpu(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
   config.vdsm.decoder_channels = (256, 128, 64, 32)
   config.vdsm_pretrain.num_epochs = 30
   config.vdsm_sequence.num_epochs = 40
-  config.train.checkpoint_every = 400  # 5 sequence checkpoints (400 ... 2000), all kept, for the learning curve
-  config.train.max_checkpoints = 5
+  config.train.checkpoint_every = 400
+  config.train.max_checkpoints = 5  # every checkpoint of a stage of up to 2000 steps kept, for the learning curves
   return config
 
 

@@ -44,5 +44,4 @@ def cpu(config):
   epochs of 50 steps instead of 300 + 200. The latent sizes, the 40 experts, the
   two stages and their schedules (lambda_z, lambda_s, tau annealed over the epochs) are the paper's.
   """
-  base.vdsm_cpu(config)
-  return config
+  return base.vdsm_cpu(config)
