@@ -14,18 +14,27 @@ flags.DEFINE_list("results", None, "NAME=PATH pairs of results.json files writte
 flags.mark_flags_as_required(["results"])
 
 
+def read_named_results(pairs: list[str]) -> dict[str, dict]:
+  """NAME=PATH pairs (the name may hold '=', the path may not) to each results.json's contents, by name."""
+  named = {}
+  for pair in pairs:
+    name, separator, path = pair.rpartition("=")
+    if not separator or not name:
+      raise app.UsageError(f"--results entry {pair!r} is not NAME=PATH.")
+    try:
+      with open(path) as file:
+        named[name] = json.load(file)
+    except (OSError, json.JSONDecodeError) as error:
+      raise app.UsageError(
+          f"--results entry {name!r}: cannot read {path!r} ({error}); give the results.json that "
+          "`python -m experiments.evaluate --workdir=RUN` wrote under RUN/evaluation/step_N/.") from error
+  return named
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  named = {}
-  for pair in FLAGS.results:
-    name, separator, path = pair.partition("=")
-    if not separator:
-      raise app.UsageError(f"--results entry {pair!r} is not NAME=PATH.")
-    with open(path) as file:
-      named[name] = json.load(file)
-  print(report.comparison_table(named))
-
+  print(report.comparison_table(read_named_results(FLAGS.results)))
 
 if __name__ == "__main__":
   app.run(main)

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 import scipy.linalg
+from absl import app
 
 from dsa_jax.evaluation import metrics, report
+from experiments import results_table
 
 
 def random_probabilities(rows: int, classes: int, seed: int = 0) -> np.ndarray:
@@ -92,3 +94,13 @@ def test_the_comparison_table_puts_each_run_in_a_column_and_leaves_missing_metri
       "| generation | reconstruction_mse | 0.1250 |  |",
       "| embedding_table | hair_from_static |  | 0.7500 |",
   ]
+
+
+def test_the_results_table_reads_names_holding_equals_signs_and_names_a_missing_file(tmp_path):
+  path = tmp_path / "results.json"
+  path.write_text('{"step": 4}')
+  assert results_table.read_named_results([f"--config.dsa.prior=lstm={path}"]) == {"--config.dsa.prior=lstm": {"step": 4}}
+  with pytest.raises(app.UsageError, match=r"'b': cannot read .*missing.json.*experiments.evaluate"):
+    results_table.read_named_results([f"a={path}", f"b={tmp_path / 'missing.json'}"])
+  with pytest.raises(app.UsageError, match="is not NAME=PATH"):
+    results_table.read_named_results([str(path)])
