@@ -36,5 +36,6 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   print(report.comparison_table(read_named_results(FLAGS.results)))
 
+
 if __name__ == "__main__":
   app.run(main)
