@@ -9,6 +9,10 @@ it and no caller passes model settings. Videos are [B, T, H, W, C], floats in [0
 | `DSACodec` | f [B, F] | z_1:T [B, T, Z] | the prior p(z_t | z_<t) continues z |
 | `VDSMCodec` (sequence stage) | s [B, S] | d [B, D] | combiner poses for the training length, then the transition |
 | `VDSMPoseCodec` (pretraining) | s [B, S] | z_1:T [B, T, Z] | poses from p(z_t) = N(0, I), one per frame |
+
+`rollout_temperature` scales the standard-normal noise of that per-frame prior wherever a codec
+draws from it (1, the default: the model as trained; 0: its means, a deterministic rollout);
+`dataclasses.replace(codec, rollout_temperature=t)` gives a codec at another temperature.
 """
 
 import dataclasses
@@ -37,6 +41,7 @@ class Codec(Protocol):
   static_name: str  # the static code's name in the model's paper ("f", "s")
   dynamics_name: str  # the dynamic code's ("z", "d")
   train_frames: int  # the length of the clips it was trained on
+  rollout_temperature: float  # scale of the noise driving the per-frame prior (1: the model's; 0: its means)
 
   def encode(self, videos, key: jax.Array | None = None) -> Codes:
     """Posterior means of the codes of videos, or posterior samples with a key."""
@@ -96,9 +101,9 @@ def _dsa_encode(module: dsa.DSA, videos, sample: bool) -> Codes:
   return Codes(f, z)
 
 
-def _dsa_decode(module: dsa.DSA, f, z, num_frames: int) -> jax.Array:
+def _dsa_decode(module: dsa.DSA, f, z, temperature, num_frames: int) -> jax.Array:
   if num_frames > z.shape[1]:
-    z = module.extend_dynamics(z, num_frames)
+    z = module.extend_dynamics(z, num_frames, temperature)
   return jax.nn.sigmoid(module.decode(f, z[:, :num_frames]))
 
 
@@ -106,8 +111,8 @@ def _dsa_sample_static(module: dsa.DSA, key, num_videos: int) -> jax.Array:
   return module.prior_f(num_videos).sample(key)
 
 
-def _dsa_sample_dynamics(module: dsa.DSA, num_videos: int, num_frames: int) -> jax.Array:
-  return module.sample_dynamics(num_videos, num_frames)
+def _dsa_sample_dynamics(module: dsa.DSA, temperature, num_videos: int, num_frames: int) -> jax.Array:
+  return module.sample_dynamics(num_videos, num_frames, temperature)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +122,7 @@ class DSACodec:
   model: dsa.DSA
   params: Params
   train_frames: int
+  rollout_temperature: float = 1.0  # scales the noise of p(z_t | z_<t) when sampling or continuing z
   static_name: str = "f"
   dynamics_name: str = "z"
 
@@ -129,7 +135,8 @@ class DSACodec:
     frames = _frames(codes, num_frames)
     if frames > codes.dynamics.shape[1]:
       _needs_key(key, "Decoding past the codes' frames")
-    return _run(self.model, _dsa_decode, self.params, (codes.static, codes.dynamics), key, (frames,))
+    args = (codes.static, codes.dynamics, jnp.float32(self.rollout_temperature))
+    return _run(self.model, _dsa_decode, self.params, args, key, (frames,))
 
   def sample_static(self, key, num_videos: int) -> jax.Array:
     """f [N, F] ~ p(f) = N(0, I)."""
@@ -137,7 +144,8 @@ class DSACodec:
 
   def sample_dynamics(self, key, num_videos: int, num_frames: int) -> jax.Array:
     """z [N, T, Z] rolled out from p(z_t | z_<t) on its own samples."""
-    return _run(self.model, _dsa_sample_dynamics, self.params, (), key, (num_videos, num_frames))
+    temperature = jnp.float32(self.rollout_temperature)
+    return _run(self.model, _dsa_sample_dynamics, self.params, (temperature,), key, (num_videos, num_frames))
 
   def continue_from(self, videos, key, num_frames: int) -> jax.Array:
     """f and z_1:k of each video's k frames (posterior means), then the prior for the rest."""
@@ -153,8 +161,8 @@ def _vdsm_encode(module: vdsm.VDSM, videos, key) -> Codes:
   return Codes(q_s.sample(s_key), q_d.sample(d_key))
 
 
-def _vdsm_decode(module: vdsm.VDSM, s, d, tau, num_frames: int, inferred_frames: int) -> jax.Array:
-  z = module.poses(d, num_frames, inferred_frames)  # [B, num_frames, Z]
+def _vdsm_decode(module: vdsm.VDSM, s, d, tau, temperature, num_frames: int, inferred_frames: int) -> jax.Array:
+  z = module.poses(d, num_frames, inferred_frames, temperature)  # [B, num_frames, Z]
   return jax.nn.sigmoid(module.decode(s, z, tau))
 
 
@@ -179,6 +187,7 @@ class VDSMCodec:
   params: Params
   train_frames: int
   inverse_temperature: float  # tau of the expert weights softmax(s * tau)
+  rollout_temperature: float = 1.0  # scales the transition's noise past the combiner's frames
   static_name: str = "s"
   dynamics_name: str = "d"
 
@@ -193,7 +202,7 @@ class VDSMCodec:
   def _decode(self, codes: Codes, key, num_frames: int, inferred_frames: int) -> jax.Array:
     if _at_least_one(num_frames) > inferred_frames:
       _needs_key(key, "Decoding past the combiner's frames")
-    args = (codes.static, codes.dynamics, jnp.float32(self.inverse_temperature))
+    args = (codes.static, codes.dynamics, jnp.float32(self.inverse_temperature), jnp.float32(self.rollout_temperature))
     return _run(self.model, _vdsm_decode, self.params, args, key, (num_frames, inferred_frames))
 
   def sample_static(self, key, num_videos: int) -> jax.Array:
@@ -220,15 +229,15 @@ def _pose_encode(module: vdsm.VDSM, videos, key) -> Codes:
   return Codes(q_s.sample(s_key), codes.q_z.sample(z_key))
 
 
-def _pose_decode(module: vdsm.VDSM, s, z, tau, key, num_frames: int) -> jax.Array:
+def _pose_decode(module: vdsm.VDSM, s, z, tau, temperature, key, num_frames: int) -> jax.Array:
   batch, known, _ = z.shape
   if num_frames > known:
-    z = jnp.concatenate([z, module.prior_pose((batch, num_frames - known)).sample(key)], axis=1)
+    z = jnp.concatenate([z, temperature * module.prior_pose((batch, num_frames - known)).sample(key)], axis=1)
   return jax.nn.sigmoid(module.decode(s, z[:, :num_frames], tau))
 
 
-def _pose_sample(module: vdsm.VDSM, key, num_videos: int, num_frames: int) -> jax.Array:
-  return module.prior_pose((num_videos, num_frames)).sample(key)
+def _pose_sample(module: vdsm.VDSM, key, temperature, num_videos: int, num_frames: int) -> jax.Array:
+  return temperature * module.prior_pose((num_videos, num_frames)).sample(key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,6 +248,7 @@ class VDSMPoseCodec:
   params: Params
   train_frames: int
   inverse_temperature: float
+  rollout_temperature: float = 1.0  # scales the draws from p(z_t)
   static_name: str = "s"
   dynamics_name: str = "z"
 
@@ -251,8 +261,8 @@ class VDSMPoseCodec:
     frames = _frames(codes, num_frames)
     if frames > codes.dynamics.shape[1]:
       _needs_key(key, "Decoding past the codes' frames")
-    args = (codes.static, codes.dynamics, jnp.float32(self.inverse_temperature), key)
-    return _run(self.model, _pose_decode, self.params, args, None, (frames,))
+    temperatures = (jnp.float32(self.inverse_temperature), jnp.float32(self.rollout_temperature))
+    return _run(self.model, _pose_decode, self.params, (codes.static, codes.dynamics, *temperatures, key), None, (frames,))
 
   def sample_static(self, key, num_videos: int) -> jax.Array:
     """s [N, S] ~ p(s)."""
@@ -260,7 +270,8 @@ class VDSMPoseCodec:
 
   def sample_dynamics(self, key, num_videos: int, num_frames: int) -> jax.Array:
     """Poses z [N, T, Z], independent draws from p(z_t) = N(0, I)."""
-    return _run(self.model, _pose_sample, self.params, (key,), None, (num_videos, num_frames))
+    args = (key, jnp.float32(self.rollout_temperature))
+    return _run(self.model, _pose_sample, self.params, args, None, (num_videos, num_frames))
 
   def continue_from(self, videos, key, num_frames: int) -> jax.Array:
     """s and the poses of each video's frames, then poses from p(z_t)."""

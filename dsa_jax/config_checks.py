@@ -22,7 +22,9 @@ POSITIVE = (
     "train.learning_rate", "train.grad_clip_norm", "vdsm_pretrain.learning_rate", "vdsm_sequence.learning_rate",
     "dsa.gaussian_scale",
 )
-AT_LEAST_ZERO = ("loss.beta_f", "loss.beta_z", "loss.kl_warmup_steps", "seed", "data.validation_videos")
+AT_LEAST_ZERO = (
+    "loss.beta_f", "loss.beta_z", "loss.kl_warmup_steps", "seed", "data.validation_videos", "sample.rollout_temperature"
+)
 MINIMUM_SAMPLE_VIDEOS = 2  # a static source and a dynamics source
 
 

@@ -79,6 +79,11 @@ def stage_dir(workdir: str, stage_name: str | None) -> str:
   return workdir if stage_name is None else os.path.join(workdir, stage_name)
 
 
+def rollout_temperature(config: ml_collections.ConfigDict) -> float:
+  """config.sample.rollout_temperature, 1.0 for runs saved before it existed."""
+  return float(config.sample.get("rollout_temperature", 1.0))
+
+
 def dsa_model_config(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> dsa.DSAConfig:
   """The typed DSA architecture from config.dsa and the dataset's frame shape."""
   fields = config.dsa.to_dict()
@@ -101,7 +106,9 @@ def dsa_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int
     output = model.apply({"params": params}, data.to_unit_interval(batch[data.VIDEO_KEY]), rngs={"sample": key})
     return losses.dsa_loss(output, weights, step)
 
-  codec = functools.partial(codecs.DSACodec, model, train_frames=config.data.num_frames)
+  codec = functools.partial(
+      codecs.DSACodec, model, train_frames=config.data.num_frames, rollout_temperature=rollout_temperature(config)
+  )
   return Task("dsa", model, init_params, loss_fn, codec)
 
 
@@ -217,7 +224,10 @@ def vdsm_task(config: ml_collections.ConfigDict, image_shape: tuple[int, int, in
     return losses.vdsm_sequence_loss(output, weights)
 
   codec_class = codecs.VDSMPoseCodec if stage == "pretrain" else codecs.VDSMCodec
-  codec = functools.partial(codec_class, model, train_frames=config.data.num_frames, inverse_temperature=final_tau)
+  codec = functools.partial(
+      codec_class, model, train_frames=config.data.num_frames, inverse_temperature=final_tau,
+      rollout_temperature=rollout_temperature(config),
+  )
   init_from = os.path.abspath(os.path.expanduser(config.init_from)) if config.init_from else workdir
   return Task(
       f"vdsm_{stage}", model, init_params, loss_fn, codec,

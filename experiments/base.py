@@ -110,6 +110,7 @@ def get_config() -> config_dict.ConfigDict:
   config.sample.num_evaluation_videos = 64  # test videos scored at the end (e.g. pendulum swaps)
   config.sample.num_density_videos = 512  # training videos whose codes evaluators fit an ex-post density to
   config.sample.num_frames = config_dict.placeholder(int)  # generation horizon; None = data.num_frames
+  config.sample.rollout_temperature = 1.0  # noise scale of the per-frame prior in samples (codecs.py); 0: its means
 
   config.evaluators = ()  # names in dsa_jax.evaluation.EVALUATORS, scored at the end of training
 

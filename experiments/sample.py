@@ -1,9 +1,12 @@
 r"""Writes a trained run's sample files (PNG/GIF) and, where its config names evaluators, evaluation.json.
 
-  python -m experiments.sample --workdir=DIR [--step=N] [--out=DIR/samples/step_N]
+  python -m experiments.sample --workdir=DIR [--step=N] [--out=DIR/samples/step_N] [--rollout_temperature=T]
 
 Files: reconstructions, swap, swap_grid, generation and continuation (see dsa_jax.sample_files).
+With --rollout_temperature (and no --out) they go to DIR/samples/step_N_rollout_temperature_T.
 """
+
+import dataclasses
 
 import jax
 from absl import app, flags, logging
@@ -16,6 +19,11 @@ flags.DEFINE_string("workdir", None, "A training run's workdir (or one stage's f
 flags.DEFINE_integer("step", None, "Checkpoint step; default the newest intact one.")
 flags.DEFINE_string("out", None, "Output directory; default WORKDIR[/STAGE]/samples/step_N.")
 flags.DEFINE_integer("seed", 0, "Seed of the sampling randomness.")
+flags.DEFINE_float(
+    "rollout_temperature", None,
+    "Noise scale of the per-frame prior (0: its means); default the run's config.sample.rollout_temperature.",
+    lower_bound=0.0,
+)
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -24,11 +32,16 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   run = runs.restore(FLAGS.workdir, FLAGS.step)
+  codec = run.codec
+  if FLAGS.rollout_temperature is not None:
+    codec = dataclasses.replace(codec, rollout_temperature=FLAGS.rollout_temperature)
   sample_config = run.config.sample
   videos = runs.load_videos(run.config.data, "test", max(sample_config.num_videos, sample_config.num_evaluation_videos))
   out_dir = workdirs.expand(FLAGS.out) if FLAGS.out else runs.sample_dir(run.directory, run.step)
+  if FLAGS.rollout_temperature is not None and not FLAGS.out:
+    out_dir += f"_rollout_temperature_{FLAGS.rollout_temperature:g}"  # keeps the run's own samples
   paths, scores = runs.write_results(
-      run.codec, run.config, videos[: sample_config.num_videos], videos[: sample_config.num_evaluation_videos],
+      codec, run.config, videos[: sample_config.num_videos], videos[: sample_config.num_evaluation_videos],
       jax.random.key(FLAGS.seed), out_dir,
   )
   for name, value in scores.items():

@@ -1,5 +1,7 @@
 """Codecs and sampling: codes' shapes, priors at any horizon, DSA sampling against the pre-refactor computations."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -349,3 +351,53 @@ def test_pose_generate_with_static_decodes_standard_normal_poses(pose_codec):
   poses = jax.random.normal(KEY, (3, LONGER, 5))
   expected = jax.nn.sigmoid(apply(pose_codec, static, poses, TAU, method="decode"))
   np.testing.assert_allclose(sampling.generate_with_static(pose_codec, static, KEY, LONGER), expected, atol=1e-6)
+
+
+def prior_noise(step, z):
+  """The standard-normal noise [B, T, Z] that drives the prior's rollout to z [B, T, Z] (z_1 is its own noise)."""
+  state = (jnp.zeros((z.shape[0], H)), jnp.zeros((z.shape[0], H)))
+  noise = [z[:, 0]]
+  for t in range(z.shape[1] - 1):
+    state, next_dist = step(state, z[:, t])
+    noise.append((z[:, t + 1] - next_dist.loc) / next_dist.scale)
+  return jnp.stack(noise, axis=1)
+
+
+def test_dsa_prior_at_rollout_temperature_zero_is_the_python_loop_of_its_means_and_half_scales_the_noise(dsa_codec):
+  cold = dataclasses.replace(dsa_codec, rollout_temperature=0.0)
+  cell = dsa.StablePriorCell(Z, H)
+  step = jax.jit(lambda state, z: cell.apply({"params": dsa_codec.params["prior"]["cell"]}, state, z))
+  means = prior_loop(step, jnp.zeros((3, 1, Z)), jnp.zeros((3, LONGER - 1, Z)))  # z_1 = 0: the mean of p(z_1)
+  np.testing.assert_allclose(cold.sample_dynamics(KEY, 3, LONGER), means, atol=1e-5)
+  given = means[:, :2] + 1.0
+  continued = cold.decode(Codes(jnp.zeros((3, F)), given), KEY, LONGER)
+  expected = decoded(dsa_codec, jnp.zeros((3, F)), prior_loop(step, given, jnp.zeros((3, LONGER - 2, Z))))
+  np.testing.assert_allclose(continued, expected, atol=1e-5)
+  noise = prior_noise(step, dsa_codec.sample_dynamics(KEY, 3, LONGER))  # [3, LONGER, Z]: what drove the rollout
+  warm = dataclasses.replace(dsa_codec, rollout_temperature=0.5).sample_dynamics(KEY, 3, LONGER)
+  np.testing.assert_allclose(warm, prior_loop(step, 0.5 * noise[:, :1], 0.5 * noise[:, 1:]), atol=1e-5)
+
+
+def combiner_then_transition_means(module, s, d):
+  """Frames [B, LONGER, ...]: the combiner's pose means for the training length, then the transition's means."""
+  combined, _ = module.infer_z(d, jnp.zeros((d.shape[0], VDSM_T, VDSM_CONFIG.dim_z)))
+  later = vdsm.transition_rollout(module.transition, combined[:, -1], d, jnp.zeros((d.shape[0], LONGER - VDSM_T, 5)))
+  return jax.nn.sigmoid(module.decode(s, jnp.concatenate([combined, later[:, 1:]], axis=1), TAU))
+
+
+def test_vdsm_at_rollout_temperature_zero_takes_the_transition_means_whatever_the_key(vdsm_codec):
+  codes = vdsm_codec.encode(videos(VDSM_B, VDSM_T, seed=6))
+  cold = dataclasses.replace(vdsm_codec, rollout_temperature=0.0)
+  expected = apply(vdsm_codec, codes.static, codes.dynamics, method=combiner_then_transition_means)
+  for key in (KEY, jax.random.key(7)):
+    np.testing.assert_allclose(cold.decode(codes, key, LONGER), expected, atol=1e-6)
+  assert np.abs(vdsm_codec.decode(codes, KEY, LONGER) - expected).max() > 1e-4
+
+
+def test_pose_codec_rollout_temperature_scales_its_standard_normal_poses(pose_codec):
+  warm = dataclasses.replace(pose_codec, rollout_temperature=0.5)
+  np.testing.assert_allclose(warm.sample_dynamics(KEY, 3, LONGER), 0.5 * jax.random.normal(KEY, (3, LONGER, 5)), rtol=1e-6)
+  codes = pose_codec.encode(videos(VDSM_B, VDSM_T, seed=8))
+  cold = dataclasses.replace(pose_codec, rollout_temperature=0.0)
+  padded = jnp.concatenate([codes.dynamics, jnp.zeros((VDSM_B, LONGER - VDSM_T, 5))], axis=1)
+  np.testing.assert_allclose(cold.decode(codes, KEY, LONGER), cold.decode(Codes(codes.static, padded), None), atol=1e-6)

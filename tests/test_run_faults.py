@@ -33,6 +33,7 @@ ENV = {**os.environ, "PYTHONPATH": REPO}
         ("train.batch_size", 0, "an integer of at least 1"),
         ("train.learning_rate", float("nan"), "a finite number above 0"),
         ("sample.num_videos", 1, "at least 2"),
+        ("sample.rollout_temperature", -0.5, "a finite number of at least 0"),
     ],
 )
 def test_out_of_range_fields_are_refused_naming_the_field_before_anything_is_written(data_dir, tmp_path, field, value, requirement):

@@ -256,10 +256,10 @@ class DynamicsPrior(nn.Module):
     _, (rest, rest_dists) = scan(self.cell, (self.initial_state(batch_size), z_1), noise[:, 1:])
     return jnp.concatenate([z_1[:, None], rest], axis=1), _stack_gaussians(first, rest_dists)
 
-  def sample(self, batch_size: int, num_frames: int) -> tuple[jax.Array, dist.Gaussian]:
-    """z_1:T [B, T, Z] sampled from the prior (rng stream "sample"), with p(z_t | z_<t)."""
+  def sample(self, batch_size: int, num_frames: int, temperature: float | jax.Array = 1.0) -> tuple[jax.Array, dist.Gaussian]:
+    """z_1:T [B, T, Z] sampled from the prior (rng stream "sample"; noise scaled by temperature), with p(z_t | z_<t)."""
     noise = jax.random.normal(self.make_rng("sample"), (batch_size, num_frames, self.dim_z))
-    return self.rollout(noise)
+    return self.rollout(temperature * noise)
 
   def extend(self, z: jax.Array, noise: jax.Array) -> jax.Array:
     """z [B, T, Z] followed by T' prior steps conditioned on it, driven by noise [B, T', Z]: [B, T + T', Z]."""
@@ -350,12 +350,12 @@ class DSA(nn.Module):
     """p(f) = N(0, I) [B, F]."""
     return dist.standard_normal((batch_size, self.config.dim_f))
 
-  def sample_dynamics(self, batch_size: int, num_frames: int) -> jax.Array:
-    """z [B, T, Z] from the prior, rolled out on its own samples."""
-    return self.prior.sample(batch_size, num_frames)[0]
+  def sample_dynamics(self, batch_size: int, num_frames: int, temperature: float | jax.Array = 1.0) -> jax.Array:
+    """z [B, T, Z] from the prior, rolled out on its own samples (noise scaled by temperature)."""
+    return self.prior.sample(batch_size, num_frames, temperature)[0]
 
-  def extend_dynamics(self, z: jax.Array, num_frames: int) -> jax.Array:
-    """z [B, T, Z] continued by the prior to num_frames > T steps (rng stream "sample")."""
+  def extend_dynamics(self, z: jax.Array, num_frames: int, temperature: float | jax.Array = 1.0) -> jax.Array:
+    """z [B, T, Z] continued by the prior to num_frames > T steps (rng stream "sample"; noise scaled by temperature)."""
     batch, time, dim_z = z.shape
     noise = jax.random.normal(self.make_rng("sample"), (batch, num_frames - time, dim_z))
-    return self.prior.extend(z, noise)
+    return self.prior.extend(z, temperature * noise)

@@ -388,18 +388,18 @@ class VDSM(nn.Module):
     """Both objectives (used to create every parameter at init)."""
     return self.pretrain(videos, jnp.float32(1.0)), self.sequence(videos, jnp.float32(1.0))
 
-  def rollout(self, z_1: jax.Array, d: jax.Array, num_frames: int) -> jax.Array:
-    """z [B, T, Z]: z_1 [B, Z] then the transition under d [B, D], on its own samples."""
+  def rollout(self, z_1: jax.Array, d: jax.Array, num_frames: int, temperature: float | jax.Array = 1.0) -> jax.Array:
+    """z [B, T, Z]: z_1 [B, Z] then the transition under d [B, D], on its own samples (noise scaled by temperature)."""
     noise = jax.random.normal(self.make_rng("sample"), (z_1.shape[0], num_frames - 1, self.config.dim_z))
-    return transition_rollout(self.transition, z_1, d, noise)
+    return transition_rollout(self.transition, z_1, d, temperature * noise)
 
-  def poses(self, d: jax.Array, num_frames: int, inferred_frames: int) -> jax.Array:
+  def poses(self, d: jax.Array, num_frames: int, inferred_frames: int, temperature: float | jax.Array = 1.0) -> jax.Array:
     """z [B, num_frames, Z]: the combiner's means given d for inferred_frames, then the transition."""
     known = min(num_frames, inferred_frames)
     z = self.infer_z(d, jnp.zeros((d.shape[0], known, self.config.dim_z)))[0]
     if num_frames == known:
       return z
-    later = self.rollout(z[:, -1], d, num_frames - known + 1)
+    later = self.rollout(z[:, -1], d, num_frames - known + 1, temperature)
     return jnp.concatenate([z, later[:, 1:]], axis=1)
 
 
