@@ -1,8 +1,10 @@
 """Pendulum factors read back from pixels: colour, swing speed, transfer scores, swinging."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from data_pipelines.pendulum import pendulum
 from dsa_jax import data
@@ -147,3 +149,43 @@ def test_the_pendulum_evaluator_gives_an_exact_codec_full_marks_and_scores_faint
                "generations_at_full_intensity"):
     assert scores[name] == 0.0, (name, scores)
   assert scores["swing_correlation_with_dynamic_source"] > 0.99 and scores["generations"] == len(videos)
+
+
+class BrightnessCodec:
+  """A codec whose one-pixel red bob has brightness clip(s, 0, 1) while d > 0 (black otherwise); posterior codes are 1."""
+
+  train_frames = 2
+
+  def encode(self, videos, key=None):
+    return Codes(jnp.ones((len(videos), 1)), jnp.ones((len(videos), 1)))
+
+  def decode(self, codes, key=None, num_frames=None):
+    brightness = jnp.clip(codes.static, 0, 1) * (codes.dynamics > 0)  # [N, 1]
+    red = jnp.asarray(pendulum_metrics.PALETTE[0], jnp.float32)
+    return jnp.broadcast_to((brightness * red)[:, None, None, None, :], (len(brightness), num_frames, 2, 2, 3))
+
+  def sample_static(self, key, num_videos):
+    return jax.random.normal(key, (num_videos, 1))
+
+  def sample_dynamics(self, key, num_videos, num_frames):
+    return jax.random.normal(key, (num_videos, 1))
+
+
+def test_full_intensity_by_code_source_matches_the_brightness_codecs_probabilities():
+  num_videos = 4000
+  scores = pendulum_evaluator.full_intensity_by_code_source(
+      BrightnessCodec(), np.zeros((64, 2, 2, 2, 3)), jax.random.key(0), num_videos, 3, mixture_sizes=(1, 7)
+  )
+  bright_enough = 1 - scipy.stats.norm.cdf(1 - 20 / 235)  # red is (235, 40, 40): within 20/255 from s = 1 - 20/235
+  expected = {
+      "posterior static, posterior dynamics": 1.0,
+      "posterior static, prior dynamics": 0.5,  # P(d > 0)
+      "prior static, posterior dynamics": bright_enough,
+      "prior static, prior dynamics": bright_enough * 0.5,
+      "diagonal Gaussian static, prior dynamics": 0.5,  # the posterior codes are all 1: the Gaussian is a point
+      "mixture of 1, both codes": 1.0,
+      "mixture of 7, both codes": 1.0,
+  }
+  assert list(scores) == list(expected)
+  for name, probability in expected.items():
+    assert scores[name] == pytest.approx(probability, abs=4 * np.sqrt(probability * (1 - probability) / num_videos) + 1e-9), name

@@ -11,10 +11,11 @@ import jax
 import numpy as np
 
 from dsa_jax import code_density, sampling
-from dsa_jax.codecs import Codec
+from dsa_jax.codecs import Codec, Codes
 from dsa_jax.evaluation import pendulum_metrics
 
 DENSITY_COMPONENTS = 14  # one per bob colour and swing speed
+MIXTURE_SIZES = (7, 14, 28, 56)  # components of the ex-post densities compared by full_intensity_by_code_source
 
 
 def run(codec: Codec, videos, key: jax.Array, num_frames: int, density_videos) -> dict[str, float]:
@@ -65,4 +66,38 @@ def run(codec: Codec, videos, key: jax.Array, num_frames: int, density_videos) -
       "reconstructions_at_full_intensity": pendulum_metrics.fraction_at_full_intensity(reconstructed),
       "continuations_swinging_in_last_third": float(pendulum_metrics.still_swinging(continued).mean()),
       "continuations_keeping_speed": float(np.mean(pendulum_metrics.swing_speed(continued) == speeds)),
+  }
+
+
+def full_intensity_by_code_source(
+    codec: Codec, training_videos, key: jax.Array, num_videos: int, num_frames: int, mixture_sizes=MIXTURE_SIZES
+) -> dict[str, float]:
+  """The fraction of num_videos decodings to num_frames at full intensity, by where the static and dynamic codes come from.
+
+  "posterior" codes are posterior means of training videos drawn with replacement, "prior"
+  codes come from the codec's priors, "diagonal Gaussian" is fitted to the posterior static
+  codes and "mixture of K" to both codes jointly (`code_density`): where generation loses it.
+  """
+  codes = codec.encode(training_videos)  # posterior means
+  choice_key, static_key, dynamics_key, gaussian_key, mixture_key, decode_key = jax.random.split(key, 6)
+  chosen = jax.random.randint(choice_key, (num_videos,), 0, codes.static.shape[0])  # [N]
+  posterior_static, posterior_dynamics = codes.static[chosen], codes.dynamics[chosen]
+  prior_static = codec.sample_static(static_key, num_videos)
+  prior_dynamics = codec.sample_dynamics(dynamics_key, num_videos, num_frames)
+  static_noise = jax.random.normal(gaussian_key, prior_static.shape, prior_static.dtype)  # [N, S]
+  gaussian_static = codes.static.mean(axis=0) + codes.static.std(axis=0) * static_noise
+  sources = {
+      "posterior static, posterior dynamics": Codes(posterior_static, posterior_dynamics),
+      "posterior static, prior dynamics": Codes(posterior_static, prior_dynamics),
+      "prior static, posterior dynamics": Codes(prior_static, posterior_dynamics),
+      "prior static, prior dynamics": Codes(prior_static, prior_dynamics),
+      "diagonal Gaussian static, prior dynamics": Codes(gaussian_static, prior_dynamics),
+  }
+  for index, size in enumerate(mixture_sizes):
+    fit_key, sample_key = jax.random.split(jax.random.fold_in(mixture_key, index))
+    density = code_density.fit_codes(codes, fit_key, size)
+    sources[f"mixture of {size}, both codes"] = code_density.sample_codes(density, sample_key, num_videos)
+  return {
+      name: pendulum_metrics.fraction_at_full_intensity(np.asarray(codec.decode(source, decode_key, num_frames)))
+      for name, source in sources.items()
   }
