@@ -185,12 +185,14 @@ def test_evaluate_scores_a_dsa_quick_run_and_writes_results_per_step(built, tiny
 
 def test_evaluate_scores_a_vdsm_quick_run_resized_to_the_judge(built, tiny_judge, tmp_path):  # noqa: F811
   config = shortened(vdsm_sprites.get_config("quick"), tfds_dir(built))
+  config.sample.rollout_temperature = 0.5
   workdir = str(tmp_path / "vdsm")
   train.train_and_evaluate(config, workdir)
   assert_both_stages_ran(workdir)
   results = evaluate(workdir, tiny_judge[0], allow_weak_judge=True)
   assert results["stage"] == "sequence" and results["step"] == 3
   assert "the run's [16, 16, 3] frames were resized to the judge's [32, 32, 3]" in results["notes"]
+  assert any(note.startswith("sampled at rollout temperature 0.5 ") for note in results["notes"])
   assert all(np.isfinite(value["mean"]) for value in results["standard_protocol"].values())
   assert {"body_accuracy", "action_accuracy"} <= set(results["reverse_protocol"])
   assert results["generation"]["reconstruction_mse"] < 0.25

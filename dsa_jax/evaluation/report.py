@@ -125,6 +125,11 @@ def evaluate_run(
   run = runs.restore(workdir, step)
   trained = judges.load(judge_dir or judges.shipped(run.config.data.name))
   notes = check_judge(trained, run, allow_weak_judge)
+  if run.codec.rollout_temperature != 1.0:
+    notes.append(
+        f"sampled at rollout temperature {run.codec.rollout_temperature:g} (config.sample.rollout_temperature), "
+        "not the model's 1: not comparable with published rows"
+    )
   test_videos, test_labels = load_labelled(run.config.data, "test", trained.info, num_test_videos)
   check_balanced(trained, test_labels)
   train_videos, train_labels = load_labelled(run.config.data, "train", trained.info, num_train_codes)
