@@ -53,9 +53,10 @@ def main(argv):
   training_videos = runs.load_videos(run.config.data, "train", FLAGS.num_training_videos)
   columns = {}  # "60 frames, rollout temperature 0" -> {source: fraction}
   for frames in horizons:
-    for temperature in temperatures if frames > run.codec.train_frames else temperatures[:1]:
+    rolls_out = frames > run.codec.train_frames  # the temperature only acts past the training length
+    for temperature in temperatures if rolls_out else temperatures[:1]:
       codec = dataclasses.replace(run.codec, rollout_temperature=temperature)
-      label = f"{frames} frames" + (f", rollout temperature {temperature:g}" if frames > run.codec.train_frames else "")
+      label = f"{frames} frames" + (f", rollout temperature {temperature:g}" if rolls_out else "")
       columns[label] = pendulum.full_intensity_by_code_source(
           codec, training_videos, jax.random.key(FLAGS.seed), FLAGS.num_videos, frames
       )

@@ -32,14 +32,14 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   run = runs.restore(FLAGS.workdir, FLAGS.step)
-  codec = run.codec
-  if FLAGS.rollout_temperature is not None:
-    codec = dataclasses.replace(codec, rollout_temperature=FLAGS.rollout_temperature)
   sample_config = run.config.sample
   videos = runs.load_videos(run.config.data, "test", max(sample_config.num_videos, sample_config.num_evaluation_videos))
+  codec = run.codec
   out_dir = workdirs.expand(FLAGS.out) if FLAGS.out else runs.sample_dir(run.directory, run.step)
-  if FLAGS.rollout_temperature is not None and not FLAGS.out:
-    out_dir += f"_rollout_temperature_{FLAGS.rollout_temperature:g}"  # keeps the run's own samples
+  if FLAGS.rollout_temperature is not None:
+    codec = dataclasses.replace(codec, rollout_temperature=FLAGS.rollout_temperature)
+    if not FLAGS.out:
+      out_dir += f"_rollout_temperature_{FLAGS.rollout_temperature:g}"  # keeps the run's own samples
   paths, scores = runs.write_results(
       codec, run.config, videos[: sample_config.num_videos], videos[: sample_config.num_evaluation_videos],
       jax.random.key(FLAGS.seed), out_dir,
