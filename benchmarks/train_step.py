@@ -121,7 +121,7 @@ def compile_case(name: str, dtype: str = "float32") -> CompiledCase:
   batch = train.shard_batch({"video": videos}, mesh)
   key = jax.random.key(1)
   started = time.perf_counter()
-  compiled = train.jit_train_step(task.loss_fn, mesh).lower(state, batch, key).compile()
+  compiled = train.jit_train_step(task.loss_fn, mesh, learning_rate_scale=stage.learning_rate_scale).lower(state, batch, key).compile()
   compile_seconds = time.perf_counter() - started
   return CompiledCase(compiled, state, batch, key, f"{batch_size}x{num_frames}x{image_size}^2", compile_seconds)
 

@@ -47,6 +47,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = _value(config, dotted)
     if value is not None and (isinstance(value, bool) or not accepts(value)):
       raise _bad(dotted, value, requirement)
+  cooldown_steps, num_steps = config.train.get("cooldown_steps", 0), config.train.num_steps
+  if isinstance(cooldown_steps, bool) or not isinstance(cooldown_steps, int) or cooldown_steps < 0:
+    raise _bad("train.cooldown_steps", cooldown_steps, "an integer of at least 0")
+  if num_steps is not None and cooldown_steps > num_steps:
+    raise _bad("train.cooldown_steps", cooldown_steps, f"at most config.train.num_steps={num_steps}")
   try:
     layers.compute_dtype(config.train.get("compute_dtype", "float32"))
   except ValueError as error:

@@ -1,6 +1,10 @@
-"""VDSM's annealing schedules: pure functions of the training step (jit-safe).
+"""Training schedules, pure functions of the training step (jit-safe): a learning-rate cooldown, and VDSM's annealing.
 
-Values change once per epoch (steps_per_epoch batches, 50 in the paper). Pretraining
+The cooldown keeps the learning rate until the last steps of a stage, then lowers it along a
+half-cosine towards 0. Before it starts its factor is exactly 1, so a run with a cooldown is the
+run without one up to there, and a cooldown can be branched from any checkpoint before it.
+
+VDSM's weights change once per epoch (steps_per_epoch batches, 50 in the paper). Pretraining
 (supplementary Fig. 1): lambda_z 30 -> 1, lambda_s 0.1 -> 1 and the inverse temperature
 tau 1 -> 10 on half-cosine ramps over the stage's epochs. Sequence training (Fig. 2):
 lambda_z and lambda_d 0.1 -> 1 by quadratic interpolation (monotone: slow start),
@@ -48,6 +52,12 @@ def dipping_spline(start: float, end: float, fraction):
   first = SPLINE_DIP + (start - SPLINE_DIP) * (1.0 - 2.0 * fraction) ** 2
   second = SPLINE_DIP + (end - SPLINE_DIP) * (2.0 * fraction - 1.0) ** 2
   return jnp.where(fraction < 0.5, first, second)
+
+
+def cooldown(step, num_steps: int, cooldown_steps: int):
+  """The learning-rate factor at a (0-based) step: 1 before the last cooldown_steps of num_steps, then 1 -> 0 on a half-cosine."""
+  started = (jnp.asarray(step, jnp.float32) - (num_steps - cooldown_steps)) / max(cooldown_steps, 1)
+  return half_cosine(1.0, 0.0, jnp.clip(started, 0.0, 1.0))
 
 
 def pretrain_weights(step, stage: ml_collections.ConfigDict) -> Weights:

@@ -56,10 +56,19 @@ class Stage:
   batch_size: int
   learning_rate: float
   section: str  # the config section that sets the schedule, for messages ("train", "vdsm_pretrain")
+  cooldown_steps: int = 0  # the last steps, over which the learning rate falls to 0
 
   def field(self, name: str) -> str:
     """The config field that sets `name` of this stage's schedule, e.g. "config.train.batch_size"."""
     return schedule_field(self.section, name)
+
+  def learning_rate_scale(self, step):
+    """The factor on learning_rate at a (0-based) step: 1, then a half-cosine to 0 over the last cooldown_steps (jit-safe)."""
+    return schedules.cooldown(step, self.num_steps, self.cooldown_steps)
+
+  def learning_rate_at(self, step: int) -> float:
+    """The learning rate of a (0-based) step."""
+    return self.learning_rate * float(self.learning_rate_scale(step))
 
 
 SCHEDULE_FIELDS = ("num_steps", "batch_size", "learning_rate")
@@ -117,7 +126,7 @@ def single_stage(task: Task, train: ml_collections.ConfigDict) -> tuple[Stage, .
   for name in SCHEDULE_FIELDS:
     if train[name] is None:
       raise ConfigError(f"config.train.{name} is not set; {task.name} needs it (e.g. --config.train.{name}=...).")
-  return (Stage(None, task, train.num_steps, train.batch_size, train.learning_rate, "train"),)
+  return (Stage(None, task, train.num_steps, train.batch_size, train.learning_rate, "train", train.cooldown_steps),)
 
 
 def dsa_stages(config: ml_collections.ConfigDict, image_shape, workdir: str) -> tuple[Stage, ...]:
@@ -255,6 +264,11 @@ def vdsm_stages(config: ml_collections.ConfigDict, image_shape, workdir: str) ->
           f"config.train.{name} does not apply to VDSM, which trains in stages: set "
           f"{schedule_field('vdsm_pretrain', name)} and {schedule_field('vdsm_sequence', name)} instead."
       )
+  if config.train.cooldown_steps:
+    raise ConfigError(
+        "config.train.cooldown_steps does not apply to VDSM, whose stages follow the paper's schedules "
+        "(config.vdsm_pretrain and config.vdsm_sequence): leave it at 0."
+    )
   if config.stage == "both":
     names = VDSM_STAGES
   elif config.stage in VDSM_STAGES:

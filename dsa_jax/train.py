@@ -120,12 +120,16 @@ def state_from_params(task: tasks.Task, tx: optax.GradientTransformation, params
   return TrainState.create(apply_fn=task.model.apply, params=params, tx=tx)
 
 
-def train_step(state: TrainState, batch, key: jax.Array, *, loss_fn) -> tuple[TrainState, dict]:
-  """One optimizer step on `batch` with randomness fold_in(key, step); returns metrics."""
+def train_step(state: TrainState, batch, key: jax.Array, *, loss_fn, learning_rate_scale=None) -> tuple[TrainState, dict]:
+  """One optimizer step on `batch` with randomness fold_in(key, step), its update times learning_rate_scale(step); returns metrics."""
   step_key = jax.random.fold_in(key, state.step)
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
   (_, metrics), grads = grad_fn(state.params, batch, step_key, state.step)
-  state = state.apply_gradients(grads=grads)
+  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+  if learning_rate_scale is not None:
+    scale = learning_rate_scale(state.step)
+    updates = jax.tree.map(lambda update: update * scale.astype(update.dtype), updates)
+  state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state)
   metrics = {
       **metrics,
       "grad_norm": optax.global_norm(grads),
@@ -144,11 +148,11 @@ def jit_state_init(init_fn: Callable[..., TrainState], mesh: Mesh, shardings: An
   return jax.jit(init_fn, out_shardings=replicated(mesh) if shardings is None else shardings, compiler_options=options)
 
 
-def jit_train_step(loss_fn, mesh: Mesh, shardings: Any = None):
+def jit_train_step(loss_fn, mesh: Mesh, shardings: Any = None, learning_rate_scale=None):
   """train_step jitted with the state donated and kept as `shardings` (default replicated), and the CPU compiler options on CPU."""
   options = CPU_COMPILER_OPTIONS if _on_cpu(mesh) else None
   return jax.jit(
-      functools.partial(train_step, loss_fn=loss_fn),
+      functools.partial(train_step, loss_fn=loss_fn, learning_rate_scale=learning_rate_scale),
       donate_argnums=(0,),
       out_shardings=(replicated(mesh) if shardings is None else shardings, replicated(mesh)),
       compiler_options=options,
@@ -332,7 +336,7 @@ def train_stage(
   )
   horizon = config.sample.num_frames or dataset.config.num_frames
   writer = metric_writer.MetricWriter(workdir, task.name, stage.num_steps, start_step)
-  step_fn = jit_train_step(task.loss_fn, mesh, shardings)
+  step_fn = jit_train_step(task.loss_fn, mesh, shardings, stage.learning_rate_scale)
   window = _Window(stage.field("learning_rate"))
   wall_offset = metric_writer.wall_seconds_by_step(workdir).get(start_step, 0.0) if start_step else 0.0
   wall_started = time.perf_counter()
@@ -358,7 +362,7 @@ def train_stage(
       if done % train_config.log_every == 0 or checkpoint_due:
         means, steps_per_second = window.flush()
         wall_seconds = wall_offset + time.perf_counter() - wall_started
-        writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate}, steps_per_second, wall_seconds)
+        writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate_at(step)}, steps_per_second, wall_seconds)
       if task.codec is not None and (done % train_config.image_every == 0 or is_last):
         params = distributed.on_this_process(state.params)
         if jax.process_index() == 0:

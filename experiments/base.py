@@ -97,6 +97,7 @@ def get_config() -> config_dict.ConfigDict:
   config.train.batch_size = config_dict.placeholder(int)
   config.train.learning_rate = config_dict.placeholder(float)
   config.train.grad_clip_norm = config_dict.placeholder(float)
+  config.train.cooldown_steps = 0  # the learning rate falls to 0 on a half-cosine over the last steps (not VDSM)
   config.train.compute_dtype = "float32"  # or "bfloat16": activations and matmul/conv operands; params, optimizer and losses stay float32
   config.train.log_every = 50
   config.train.image_every = 1000

@@ -34,6 +34,8 @@ ENV = {**os.environ, "PYTHONPATH": REPO}
         ("train.learning_rate", float("nan"), "a finite number above 0"),
         ("sample.num_videos", 1, "at least 2"),
         ("sample.rollout_temperature", -0.5, "a finite number of at least 0"),
+        ("train.cooldown_steps", -1, "an integer of at least 0"),
+        ("train.cooldown_steps", 7, "at most config.train.num_steps=6"),
     ],
 )
 def test_out_of_range_fields_are_refused_naming_the_field_before_anything_is_written(data_dir, tmp_path, field, value, requirement):

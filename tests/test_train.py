@@ -20,7 +20,7 @@ import pytest
 from tensorboardX.proto import event_pb2
 
 import dsa_jax
-from dsa_jax import checkpointing, metric_writer, runs, tasks, train
+from dsa_jax import checkpointing, metric_writer, runs, schedules, tasks, train
 from experiments import vdsm_pendulum, vdsm_sprites
 from tests.conftest import pendulum_config
 
@@ -130,6 +130,25 @@ def test_resume_continues_bit_identically(data_dir, tmp_path):
   assert 0 < resumed_wall[2] < resumed_wall[4] < resumed_wall[6]  # the resumed stage adds to the time logged before
 
 
+def test_cooldown_follows_a_half_cosine_over_the_last_steps():
+  steps = np.arange(10)
+  expected = np.where(steps < 6, 1.0, 0.5 * (1 + np.cos(np.pi * (steps - 6) / 4)))
+  np.testing.assert_allclose(schedules.cooldown(steps, 10, 4), expected, rtol=1e-6)
+  assert np.all(np.asarray(schedules.cooldown(steps[:6], 10, 4)) == 1.0)  # exactly 1 before it: branching is exact
+  assert np.all(np.asarray(schedules.cooldown(steps, 10, 0)) == 1.0)
+
+
+def test_a_cooldown_branched_from_a_checkpoint_is_the_run_trained_with_it(data_dir, tmp_path):
+  cooled_dir, branched_dir = str(tmp_path / "cooled"), str(tmp_path / "branched")
+  cooled = train.train_and_evaluate(tiny_config(data_dir, **{"train.cooldown_steps": 4}), cooled_dir)
+  train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 2}), branched_dir)  # no cooldown in its 2 steps
+  branched = train.train_and_evaluate(tiny_config(data_dir, **{"train.cooldown_steps": 4}), branched_dir)
+  assert leaves_equal(cooled.params, branched.params)
+  rate = tiny_config(data_dir).train.learning_rate
+  logged = {step: row["learning_rate"] for step, row in metric_writer.read_metrics(cooled_dir).items()}
+  assert logged == pytest.approx({2: rate, 4: rate * 0.5 * (1 + np.cos(np.pi / 4)), 6: rate * 0.5 * (1 + np.cos(3 * np.pi / 4))})
+
+
 def test_wall_seconds_of_logs_without_them_are_integrated_from_steps_per_second(tmp_path):
   rows = [{"step": 50, "steps_per_second": 10.0}, {"step": 100, "steps_per_second": 5.0},
           {"step": 150, "steps_per_second": 1.0, "wall_seconds": 40.0}, {"step": 200, "steps_per_second": 2.0}]
@@ -217,6 +236,17 @@ def test_step_compiles_once_and_fits_a_batch(tiny_task):
     losses.append(float(metrics["loss"]))
   assert int(state.step) == 25
   assert losses[-1] < 0.75 * losses[0], losses
+  batch = {"video": jnp.asarray(videos)}
+  plain_state, _ = step(jax.tree.map(jnp.copy, state), batch, jax.random.key(1))
+  no_cooldown = tasks.Stage(None, task, 30, 4, 1e-2, "train").learning_rate_scale
+  unscaled_state, _ = train.jit_train_step(task.loss_fn, mesh, learning_rate_scale=no_cooldown)(
+      jax.tree.map(jnp.copy, state), batch, jax.random.key(1))
+  assert leaves_equal(plain_state.params, unscaled_state.params)  # a factor of exactly 1 is Adam's own step, bit for bit
+  halfway_down = tasks.Stage(None, task, 26, 4, 1e-2, "train", cooldown_steps=2).learning_rate_scale  # step 25: 1/2
+  halved_state, _ = train.jit_train_step(task.loss_fn, mesh, learning_rate_scale=halfway_down)(
+      jax.tree.map(jnp.copy, state), batch, jax.random.key(1))
+  for before, plain, halved in zip(*(jax.tree.leaves(s.params) for s in (state, plain_state, halved_state))):
+    np.testing.assert_allclose(halved - before, 0.5 * (plain - before), rtol=1e-4, atol=1e-7)
 
 
 SHARDED_SCRIPT = """

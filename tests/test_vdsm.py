@@ -307,6 +307,7 @@ def test_quick_config_is_valid_and_both_stages_have_their_settings():
         ("num_steps", 100, "set config.vdsm_pretrain.num_epochs / steps_per_epoch and config.vdsm_sequence.num_epochs"),
         ("batch_size", 8, "set config.vdsm_pretrain.batch_size and config.vdsm_sequence.batch_size instead"),
         ("learning_rate", 1e-3, "set config.vdsm_pretrain.learning_rate and config.vdsm_sequence.learning_rate instead"),
+        ("cooldown_steps", 50, "whose stages follow the paper's schedules (config.vdsm_pretrain and config.vdsm_sequence): leave it at 0"),
     ],
 )
 def test_train_fields_on_vdsm_fail_naming_the_stage_fields(field, value, advice):
