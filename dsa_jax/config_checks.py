@@ -25,6 +25,7 @@ POSITIVE = (
 AT_LEAST_ZERO = (
     "loss.beta_f", "loss.beta_z", "loss.kl_warmup_steps", "seed", "data.validation_videos", "sample.rollout_temperature"
 )
+AT_LEAST_ZERO_INTEGER = ("train.cooldown_steps",)
 MINIMUM_SAMPLE_VIDEOS = 2  # a static source and a dynamics source
 
 
@@ -43,13 +44,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
       *((name, "an integer of at least 1", lambda v: isinstance(v, int) and v >= 1) for name in AT_LEAST_ONE),
       *((name, "a finite number above 0", lambda v: math.isfinite(v) and v > 0) for name in POSITIVE),
       *((name, "a finite number of at least 0", lambda v: math.isfinite(v) and v >= 0) for name in AT_LEAST_ZERO),
+      *((name, "an integer of at least 0", lambda v: isinstance(v, int) and v >= 0) for name in AT_LEAST_ZERO_INTEGER),
   ):
     value = _value(config, dotted)
     if value is not None and (isinstance(value, bool) or not accepts(value)):
       raise _bad(dotted, value, requirement)
-  cooldown_steps, num_steps = config.train.get("cooldown_steps", 0), config.train.num_steps
-  if isinstance(cooldown_steps, bool) or not isinstance(cooldown_steps, int) or cooldown_steps < 0:
-    raise _bad("train.cooldown_steps", cooldown_steps, "an integer of at least 0")
+  cooldown_steps, num_steps = config.train.cooldown_steps, config.train.num_steps
   if num_steps is not None and cooldown_steps > num_steps:
     raise _bad("train.cooldown_steps", cooldown_steps, f"at most config.train.num_steps={num_steps}")
   try:
