@@ -100,14 +100,27 @@ def _summary(error: BaseException) -> str:
   return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
+def _preservation_policy(save_every: int, max_to_keep: int) -> ocp.checkpoint_managers.PreservationPolicy:
+  """Keeps the newest `max_to_keep` steps on the `save_every` cadence and the newest step whatever it is."""
+  # A forced step off the cadence (written on SIGTERM) serves only to resume: it never evicts a
+  # cadence step that a learning curve scores, and goes once a newer step is written.
+  return ocp.checkpoint_managers.AnyPreservationPolicy([
+      ocp.checkpoint_managers.LatestN(n=1),
+      ocp.checkpoint_managers.EveryNSteps(interval_steps=save_every, max_to_keep=max_to_keep),
+  ])
+
+
 class Checkpointer:
-  """Saves every `save_every` steps (and when forced); restores the newest intact step by default."""
+  """Saves every `save_every` steps (and when forced); restores the newest intact step by default.
+
+  `max_to_keep` counts the steps on the cadence; the newest step is kept besides when it is off it.
+  """
 
   def __init__(self, directory: str, save_every: int, max_to_keep: int = 3, read_only: bool = False):
     if not read_only and max_to_keep < 1:
       raise CheckpointError(
-          f"config.train.max_checkpoints is {max_to_keep}; it must be at least 1, so that the final "
-          "checkpoint is never deleted."
+          f"config.train.max_checkpoints is {max_to_keep}; it must be at least 1: it is how many checkpoints "
+          "on the checkpoint_every cadence are kept."
       )
     self.directory = directory
     self._save_every = save_every
@@ -119,7 +132,7 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(
         directory,
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=None if read_only else max_to_keep,
+            preservation_policy=None if read_only else _preservation_policy(save_every, max_to_keep),
             save_interval_steps=0 if read_only else 1,
             create=not read_only,
             read_only=read_only,

@@ -102,7 +102,7 @@ def get_config() -> config_dict.ConfigDict:
   config.train.log_every = 50
   config.train.image_every = 1000
   config.train.checkpoint_every = 1000
-  config.train.max_checkpoints = 3  # at least 1: the newest checkpoint is always kept
+  config.train.max_checkpoints = 3  # at least 1, counting steps on the checkpoint_every cadence; the newest is always kept
   config.train.model_parallelism = 1  # devices along the mesh's "model" axis: large parameters split over them
   config.train.shard_min_elements = 1 << 18  # leaves this large or larger are split when model_parallelism > 1
 

@@ -72,7 +72,7 @@ def directory(tmp_path) -> str:
 def test_max_to_keep_below_one_is_refused_naming_the_config_field(directory, max_to_keep):
   with pytest.raises(
       checkpointing.CheckpointError,
-      match=re.escape(f"config.train.max_checkpoints is {max_to_keep}; it must be at least 1, so that the final"),
+      match=re.escape(f"config.train.max_checkpoints is {max_to_keep}; it must be at least 1: it is how many checkpoints"),
   ):
     checkpointing.Checkpointer(directory, 2, max_to_keep)
   assert not os.path.exists(directory)
@@ -89,6 +89,17 @@ def test_max_to_keep_one_keeps_the_last_checkpoint(directory):
   assert checkpointer.all_steps() == [6]
   assert checkpointer.intact_step() == 6
   np.testing.assert_array_equal(checkpointer.restore_params()["w"], np.arange(6.0) + 6)
+
+
+def test_a_forced_step_off_the_cadence_is_kept_only_while_newest_and_evicts_no_cadence_step(directory):
+  checkpointer = checkpointing.Checkpointer(directory, 2, max_to_keep=2)
+  steps_after_each_save = []
+  for step, forced in [(2, False), (4, False), (5, True), (6, False), (7, True), (8, False)]:
+    assert checkpointer.save(step, state_at(step), CONFIG, METADATA, force=forced)
+    checkpointer.wait()
+    steps_after_each_save.append(checkpointer.all_steps())
+  checkpointer.close()
+  assert steps_after_each_save == [[2], [2, 4], [2, 4, 5], [4, 6], [4, 6, 7], [6, 8]]
 
 
 def test_every_saved_step_has_a_manifest_of_its_files(directory):
