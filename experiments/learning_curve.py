@@ -2,8 +2,9 @@ r"""Scores every kept checkpoint of a run with a judge and plots the learning cu
 
   python -m experiments.learning_curve --workdir=RUN [--rounds=1] [--judge=JUDGE_DIR] [--copy_to=docs/curves/NAME]
 
-Each checkpoint's evaluation is experiments.evaluate's (kept in RUN[/STAGE]/evaluation/step_N/ and
-reused on a rerun with the same settings). Writes RUN[/STAGE]/evaluation/learning_curve.json and
+Each checkpoint's evaluation is experiments.evaluate's: one already in RUN[/STAGE]/evaluation/step_N/
+with the same settings is reused; others are kept in RUN[/STAGE]/evaluation/learning_curve/step_N/,
+so experiments.evaluate's results are never overwritten. Writes RUN[/STAGE]/evaluation/learning_curve.json and
 .png: standard-protocol Acc and IS and the reverse protocol's accuracies against step and wall time.
 """
 

@@ -174,6 +174,10 @@ def test_evaluate_scores_a_dsa_quick_run_and_writes_results_per_step(built, tiny
   rows = curves.table(curve).splitlines()
   assert rows == curve_run.stdout.strip().splitlines()[-4:]
   assert rows[0].startswith("| step | wall | Acc action | IS action | reverse ") and rows[3].startswith("| 4 | 0m")
+  one_round = curves.learning_curve(workdir, judge_dir, rounds=1, allow_weak_judge=True, num_test_videos=45, num_train_codes=45)
+  assert os.stat(step_4_results).st_mtime_ns == evaluated_at  # experiments.evaluate's results are never overwritten
+  curve_results = json.load(open(os.path.join(workdir, "evaluation", curves.CURVE_DIR, "step_4", report.RESULTS_FILE)))
+  assert curve_results["rounds"] == 1 and one_round["points"][1]["standard_protocol"] == curve_results["standard_protocol"]
   with pytest.raises(judges.JudgeError, match=r"The 20 test videos scored have no action of class \[1\]"):
     report.evaluate_run(workdir, judge_dir, rounds=1, allow_weak_judge=True, num_test_videos=20)
   row = benchmark.measure(workdir, judge_dir, rounds=1, num_test_videos=45, allow_weak_judge=True)

@@ -9,6 +9,7 @@ from dsa_jax.evaluation import judges, report
 
 CURVE_FILE = "learning_curve.json"
 FIGURE_FILE = "learning_curve.png"
+CURVE_DIR = "learning_curve"  # its own evaluations, so that experiments.evaluate's results are never overwritten
 
 
 def _checkpoints(stage_dir: str) -> tuple[list[int], str]:
@@ -31,14 +32,22 @@ def run_wall_seconds(stage_dir: str, stage: str | None, model: str) -> dict[int,
   return {step: earlier + seconds for step, seconds in metric_writer.wall_seconds_by_step(stage_dir).items()}
 
 
-def _cached_results(stage_dir: str, step: int, settings: dict[str, Any]) -> dict[str, Any] | None:
-  """A checkpoint's results.json from an earlier evaluation with the same settings, or None."""
-  path = os.path.join(stage_dir, "evaluation", f"step_{step}", report.RESULTS_FILE)
-  if not os.path.isfile(path):
-    return None
-  with open(path) as file:
-    results = json.load(file)
-  return results if all(results.get(name) == value for name, value in settings.items()) else None
+def _curve_step_dir(stage_dir: str, step: int) -> str:
+  """Where the curve keeps a checkpoint's evaluation when experiments.evaluate's has other settings."""
+  return os.path.join(stage_dir, "evaluation", CURVE_DIR, f"step_{step}")
+
+
+def _cached_results(stage_dir: str, step: int, settings: dict[str, Any], judge_sha256: str) -> dict[str, Any] | None:
+  """A checkpoint's results.json from an earlier evaluation with the same settings and judge, or None."""
+  for directory in (os.path.join(stage_dir, "evaluation", f"step_{step}"), _curve_step_dir(stage_dir, step)):
+    path = os.path.join(directory, report.RESULTS_FILE)
+    if not os.path.isfile(path):
+      continue
+    with open(path) as file:
+      results = json.load(file)
+    if all(results.get(name) == value for name, value in settings.items()) and results["judge"]["params_sha256"] == judge_sha256:
+      return results
+  return None
 
 
 def learning_curve(
@@ -52,12 +61,12 @@ def learning_curve(
   settings = {"rounds": rounds, "seed": seed, "num_test_videos_requested": num_test_videos, "train_codes_requested": num_train_codes}
   points = []
   for step in steps:
-    results = _cached_results(stage_dir, step, settings)
-    if results is None or results["judge"]["params_sha256"] != judge_sha256:
+    results = _cached_results(stage_dir, step, settings, judge_sha256)
+    if results is None:
       print(f"Evaluating step {step} of {stage_dir} ({rounds} round(s)).", flush=True)
       results = report.evaluate_run(
           workdir, judge_dir, rounds, seed, allow_weak_judge, step=step, num_test_videos=num_test_videos,
-          num_train_codes=num_train_codes,
+          num_train_codes=num_train_codes, out_dir=_curve_step_dir(stage_dir, step),
       )
     wall = run_wall_seconds(stage_dir, results["stage"], results["config"]["model"])
     points.append({

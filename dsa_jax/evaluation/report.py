@@ -118,8 +118,9 @@ def comparison_table(named_results: dict[str, dict[str, Any]]) -> str:
 def evaluate_run(
     workdir: str, judge_dir: str | None = None, rounds: int = 5, seed: int = 0, allow_weak_judge: bool = False,
     save_videos: bool = False, num_train_codes: int = 2000, step: int | None = None, num_test_videos: int | None = None,
+    out_dir: str | None = None,
 ) -> dict[str, Any]:
-  """Scores a run with a judge (default: the one shipped for its dataset); writes and returns the results."""
+  """Scores a run with a judge (default: the one shipped for its dataset); writes (default: in evaluation_dir) and returns the results."""
   if rounds < 1:
     raise judges.JudgeError(f"rounds={rounds}: the protocols need at least 1 round (5 is the field's).")
   run = runs.restore(workdir, step)
@@ -157,7 +158,7 @@ def evaluate_run(
       "seconds": seconds,
       "config": run.config.to_dict(),
   }
-  out_dir = evaluation_dir(run)
+  out_dir = out_dir or evaluation_dir(run)
   horizon = run.config.sample.num_frames or run.config.data.num_frames
   sample_files.write_samples(run.codec, test_videos[: run.config.sample.num_videos], jax.random.fold_in(key, 2), out_dir, horizon)
   if save_videos:
