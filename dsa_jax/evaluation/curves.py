@@ -39,7 +39,7 @@ def _curve_step_dir(stage_dir: str, step: int) -> str:
 
 def _cached_results(stage_dir: str, step: int, settings: dict[str, Any], judge_sha256: str) -> dict[str, Any] | None:
   """A checkpoint's results.json from an earlier evaluation with the same settings and judge, or None."""
-  for directory in (os.path.join(stage_dir, "evaluation", f"step_{step}"), _curve_step_dir(stage_dir, step)):
+  for directory in (report.step_evaluation_dir(stage_dir, step), _curve_step_dir(stage_dir, step)):
     path = os.path.join(directory, report.RESULTS_FILE)
     if not os.path.isfile(path):
       continue

@@ -26,9 +26,14 @@ def timed(seconds: dict[str, float], part: str):
   seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - started
 
 
+def step_evaluation_dir(stage_dir: str, step: int) -> str:
+  """Where experiments.evaluate keeps a stage's evaluation of one checkpoint step."""
+  return os.path.join(stage_dir, "evaluation", f"step_{step}")
+
+
 def evaluation_dir(run: runs.Run) -> str:
   """Where a run's evaluation of one checkpoint step is kept (never overwritten by another step's)."""
-  return os.path.join(run.directory, "evaluation", f"step_{run.step}")
+  return step_evaluation_dir(run.directory, run.step)
 
 
 def load_labelled(data_config, split: str, judge_info: dict[str, Any], count: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
