@@ -73,6 +73,55 @@ def test_conv_transpose_2x_equals_flax_conv_transpose():
   assert expected.shape == (B, 10, 14, 11)
 
 
+@pytest.mark.parametrize(
+    "shape, features, kernel_size, stride, padding",
+    [
+        ((B, 8, 6, 2), 7, 3, 1, "SAME"),  # kernel gradient over the inputs
+        ((B, 8, 6, 7), 2, 3, 1, "SAME"),  # kernel gradient over the cotangent
+        ((B, 9, 7, 3), 4, 4, 1, ((1, 2), (0, 1))),
+        ((B, 8, 6, 3), 5, 3, 2, "SAME"),  # space-to-depth blocks
+        ((B, 12, 8, 3), 5, 4, 2, ((2, 1), (0, 2))),
+        ((B, 8, 8, 3), 5, 3, 2, "VALID"),
+        ((B, 9, 8, 3), 5, 3, 2, "SAME"),  # odd height: lax's own conv
+    ],
+)
+def test_conv_general_dilated_equals_lax_in_value_and_both_gradients(shape, features, kernel_size, stride, padding):
+  inputs = jax.random.normal(KEY, shape)
+  reference = nn.Conv(features, (kernel_size, kernel_size), strides=stride, padding=padding)
+  ours = nn.Conv(features, (kernel_size, kernel_size), strides=stride, padding=padding, conv_general_dilated=layers.conv_general_dilated)
+  params = reference.init(KEY, inputs)
+  cotangent = jax.random.normal(jax.random.key(1), reference.apply(params, inputs).shape)
+
+  def loss(module):
+    return lambda params, inputs: jnp.sum(module.apply(params, inputs) * cotangent)
+
+  expected, expected_gradients = jax.value_and_grad(loss(reference), argnums=(0, 1))(params, inputs)
+  value, gradients = jax.value_and_grad(loss(ours), argnums=(0, 1))(params, inputs)
+  np.testing.assert_allclose(value, expected, rtol=1e-5)
+  for got, want in zip(jax.tree.leaves(gradients), jax.tree.leaves(expected_gradients)):
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-4 * float(jnp.max(jnp.abs(want))))
+
+
+def test_space_to_depth_kernel_matches_space_to_depth_inputs():
+  inputs = jax.random.normal(KEY, (1, 4, 4, 2))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 2, 1))
+  blocks, block_kernel = layers.space_to_depth(inputs), layers.space_to_depth_kernel(kernel)
+  assert blocks.shape == (1, 2, 2, 8) and block_kernel.shape == (2, 2, 8, 1)
+  # Output (0, 0) of the stride-2 conv reads input rows and columns 0..2: block (0, 0) and the first row/column of its neighbours.
+  expected = jnp.sum(inputs[0, :3, :3, :] * kernel[..., 0])
+  np.testing.assert_allclose(jnp.sum(blocks[0, :2, :2, :] * block_kernel[..., 0]), expected, rtol=1e-5)
+
+
+def test_decoder_output_conv_equals_the_stride_1_conv_transpose_of_earlier_checkpoints():
+  hidden = jax.random.normal(KEY, (B, 6, 5, 4))
+  ours = nn.Conv(3, (3, 3), conv_general_dilated=layers.conv_general_dilated)
+  params = ours.init(KEY, hidden)
+  earlier = nn.ConvTranspose(3, (3, 3))
+  assert jax.tree.map(jnp.shape, earlier.init(KEY, hidden)) == jax.tree.map(jnp.shape, params)
+  np.testing.assert_allclose(ours.apply(params, hidden), earlier.apply(params, hidden), atol=1e-5)
+
+
 def test_bilstm_equals_python_loop():
   inputs = jax.random.normal(KEY, (B, T, Z))
   module = layers.BiLSTM(H)

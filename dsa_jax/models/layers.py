@@ -63,6 +63,115 @@ def float32_output_conv(*args, **kwargs) -> jax.Array:
   return jax.lax.conv_general_dilated(*args, **kwargs).astype(jnp.float32)
 
 
+NHWC = ("NHWC", "HWIO", "NHWC")
+# Swapped roles for kernel gradients: batch = a channel axis, features = the batch axis.
+_KERNEL_GRADIENT_DIMENSIONS = ("CHWN", "IHWO", "NHWC")
+
+
+def _conv_stride_1(inputs: jax.Array, kernel: jax.Array, padding: tuple[tuple[int, int], ...]) -> jax.Array:
+  return jax.lax.conv_general_dilated(inputs, kernel, (1, 1), padding, dimension_numbers=NHWC)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_stride_1_cheap_kernel_gradient(inputs, kernel, padding):
+  return _conv_stride_1(inputs, kernel, padding)
+
+
+def _conv_stride_1_forward(inputs, kernel, padding):
+  return _conv_stride_1(inputs, kernel, padding), (inputs, kernel)
+
+
+def kernel_gradient(inputs: jax.Array, cotangent: jax.Array, kernel_size: tuple[int, int], padding) -> jax.Array:
+  """d(sum conv(inputs, K) * cotangent)/dK [kh, kw, I, O] of a stride-1 NHWC conv, as one convolution.
+
+  That convolution's batch axis is a channel axis of one operand, which XLA:CPU lays out as
+  [C, H, W, N] by an element-by-element transpose. XLA's own gradient transposes the inputs
+  [N, H, W, I]; this transposes whichever of them and the cotangent [N, Ho, Wo, O] is smaller.
+  """
+  (kh, kw), ((top, bottom), (left, right)) = kernel_size, padding
+  if cotangent.shape[3] * cotangent.shape[1] * cotangent.shape[2] >= inputs.shape[3] * inputs.shape[1] * inputs.shape[2]:
+    gradient = jax.lax.conv_general_dilated(  # [I, kh, kw, O]
+        inputs, cotangent, (1, 1), padding, dimension_numbers=_KERNEL_GRADIENT_DIMENSIONS
+    )
+    return gradient.transpose(1, 2, 0, 3)
+  flipped_padding = ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right))
+  gradient = jax.lax.conv_general_dilated(  # [O, kh, kw, I], taps reversed
+      cotangent, inputs, (1, 1), flipped_padding, dimension_numbers=_KERNEL_GRADIENT_DIMENSIONS
+  )
+  return gradient[:, ::-1, ::-1, :].transpose(1, 2, 3, 0)
+
+
+def _conv_stride_1_backward(padding, residuals, cotangent):
+  inputs, kernel = residuals
+  _, inputs_vjp = jax.vjp(lambda values: _conv_stride_1(values, kernel, padding), inputs)
+  (inputs_gradient,) = inputs_vjp(cotangent)
+  return inputs_gradient, kernel_gradient(inputs, cotangent, kernel.shape[:2], padding).astype(kernel.dtype)
+
+
+_conv_stride_1_cheap_kernel_gradient.defvjp(_conv_stride_1_forward, _conv_stride_1_backward)
+
+
+def space_to_depth(inputs: jax.Array) -> jax.Array:
+  """[N, H, W, C] -> [N, H/2, W/2, 4C], channels ordered (row phase, column phase, C)."""
+  batch, height, width, channels = inputs.shape
+  blocks = inputs.reshape(batch, height // 2, 2, width // 2, 2, channels).transpose(0, 1, 3, 2, 4, 5)
+  return blocks.reshape(batch, height // 2, width // 2, 4 * channels)
+
+
+def space_to_depth_kernel(kernel: jax.Array) -> jax.Array:
+  """[kh, kw, I, O] stride-2 kernel -> [ceil(kh/2), ceil(kw/2), 4I, O] stride-1 kernel over space_to_depth blocks."""
+  kh, kw, in_features, out_features = kernel.shape
+  block_rows, block_cols = -(-kh // 2), -(-kw // 2)
+  padded = jnp.pad(kernel, ((0, 2 * block_rows - kh), (0, 2 * block_cols - kw), (0, 0), (0, 0)))
+  taps = padded.reshape(block_rows, 2, block_cols, 2, in_features, out_features).transpose(0, 2, 1, 3, 4, 5)
+  return taps.reshape(block_rows, block_cols, 4 * in_features, out_features)
+
+
+def _block_padding(size: int, kernel_size: int, padding: tuple[int, int]) -> tuple[int, int] | None:
+  """Padding in blocks of 2 that gives a stride-2 conv's outputs, or None where no whole-block padding does."""
+  low, high = padding
+  outputs = (size + low + high - kernel_size) // 2 + 1
+  block_low = low // 2
+  block_high = outputs - 1 + -(-kernel_size // 2) - size // 2 - block_low
+  if size % 2 or low % 2 or block_high < 0:
+    return None
+  return block_low, block_high
+
+
+def conv_general_dilated(
+    inputs, kernel, window_strides, padding, lhs_dilation=None, rhs_dilation=None, dimension_numbers=None,
+    feature_group_count=1, precision=None,
+) -> jax.Array:
+  """float32_output_conv for flax's nn.Conv, with gradients that avoid XLA:CPU's slow paths; same function and parameters.
+
+  Stride 1: the kernel gradient by `kernel_gradient`. Stride 2: a stride-1 conv over
+  `space_to_depth` blocks, so the inputs' gradient is a plain convolution rather than one
+  over a zero-dilated cotangent. Anything else (dilations, groups, odd sizes) is float32_output_conv.
+  """
+  strides = tuple(window_strides)
+  plain = dict(lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+               feature_group_count=feature_group_count, precision=precision)
+  is_nhwc = jax.lax.conv_dimension_numbers(inputs.shape, kernel.shape, dimension_numbers) == jax.lax.conv_dimension_numbers(
+      inputs.shape, kernel.shape, NHWC
+  )
+  undilated = all(factor == 1 for factor in (*(lhs_dilation or ()), *(rhs_dilation or ())))
+  if not (is_nhwc and undilated and feature_group_count == 1 and precision is None and strides in ((1, 1), (2, 2))):
+    return float32_output_conv(inputs, kernel, window_strides, padding, **plain)
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(inputs.shape[1:3], kernel.shape[:2], strides, padding)
+  padding = tuple((int(low), int(high)) for low, high in padding)
+  if strides == (1, 1):
+    return _conv_stride_1_cheap_kernel_gradient(inputs, kernel, padding).astype(jnp.float32)
+  block_padding = tuple(
+      _block_padding(size, kernel_size, pads) for size, kernel_size, pads in zip(inputs.shape[1:3], kernel.shape[:2], padding)
+  )
+  if None in block_padding:
+    return float32_output_conv(inputs, kernel, window_strides, padding, **plain)
+  return _conv_stride_1_cheap_kernel_gradient(
+      space_to_depth(inputs), space_to_depth_kernel(kernel), block_padding
+  ).astype(jnp.float32)
+
+
 def _check_widths(widths: tuple[int, ...], image_size: int) -> None:
   if len(widths) != num_resolution_steps(image_size) + 1:
     raise ValueError(f"{image_size}x{image_size} frames need one conv width per resolution from {image_size} down to 4; got {widths}.")
@@ -81,7 +190,7 @@ class FrameEncoder(nn.Module):
     widths = tuple(self.widths)
     _check_widths(widths, height)
     conv = functools.partial(
-        nn.Conv, kernel_size=(3, 3), kernel_init=relu_init, dtype=self.dtype, conv_general_dilated=float32_output_conv
+        nn.Conv, kernel_size=(3, 3), kernel_init=relu_init, dtype=self.dtype, conv_general_dilated=conv_general_dilated
     )
     hidden = nn.relu(conv(widths[0], name="conv_in")(frames)).astype(self.dtype)  # [N, H, W, widths[0]]
     for i, width in enumerate(widths[1:]):
@@ -125,12 +234,10 @@ class ConvTranspose2x(nn.Module):
     kernel = self.param("kernel", self.kernel_init, (3, 3, in_features, self.features), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
     padded = jnp.pad(inputs.astype(self.dtype), ((0, 0), (1, 0), (1, 0), (0, 0)))  # window rows/cols (j-1, j)
-    phases = float32_output_conv(
-        padded, _phase_kernel(kernel.astype(self.dtype)), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )  # [N, H, W, 4*O] float32
+    phases = conv_general_dilated(padded, _phase_kernel(kernel.astype(self.dtype)), (1, 1), "VALID", dimension_numbers=NHWC)  # [N, H, W, 4*O] float32
     phases = phases.reshape(batch, height, width, 2, 2, self.features)
     outputs = phases.transpose(0, 1, 3, 2, 4, 5).reshape(batch, 2 * height, 2 * width, self.features)
-    return outputs + bias  # float32, as float32_output_conv
+    return outputs + bias  # float32, as conv_general_dilated
 
 
 class FrameDecoder(nn.Module):
@@ -153,7 +260,8 @@ class FrameDecoder(nn.Module):
     for i, width in enumerate(widths[1:]):
       hidden = ConvTranspose2x(width, relu_init_conv_transpose_2x, self.dtype, name=f"up_{i}")(hidden)
       hidden = nn.relu(hidden).astype(self.dtype)  # [N, 2h, 2w, width]
-    logits = nn.ConvTranspose(channels, (3, 3), dtype=self.dtype, name="conv_out")(hidden)  # [N, H, W, C]
+    # A stride-1 nn.ConvTranspose without transpose_kernel is this conv: same parameters and outputs.
+    logits = nn.Conv(channels, (3, 3), dtype=self.dtype, conv_general_dilated=conv_general_dilated, name="conv_out")(hidden)  # [N, H, W, C]
     return logits.astype(jnp.float32)
 
 
