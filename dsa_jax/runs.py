@@ -92,6 +92,12 @@ def load_videos(data_config: ml_collections.ConfigDict, split: str, count: int) 
   return np.asarray(data.to_unit_interval(batch[data.VIDEO_KEY]))
 
 
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """A run's parameter-init, training and sample keys, all from config.seed."""
+  root_key = jax.random.key(seed)
+  return tuple(jax.random.fold_in(root_key, i) for i in range(3))
+
+
 def sample_dir(directory: str, step: int) -> str:
   """Where the sample files of a checkpoint step are written."""
   return os.path.join(directory, "samples", f"step_{step}")

@@ -306,8 +306,7 @@ def train_stage(
   task, train_config = stage.task, config.train
   local_batch_size = check_batch_size(stage, mesh)
   tx = make_optimizer(stage.learning_rate, train_config.grad_clip_norm, task.trainable)
-  root_key = jax.random.key(config.seed)
-  init_key, train_key, visual_key = (jax.random.fold_in(root_key, i) for i in range(3))
+  init_key, train_key, visual_key = runs.run_keys(config.seed)
   video_shape = (dataset.config.num_frames, *dataset.image_shape)
   metadata = {"image_shape": list(dataset.image_shape), "stage": stage.name}
   checkpointer = checkpointing.Checkpointer(

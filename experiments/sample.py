@@ -1,6 +1,6 @@
 r"""Writes a trained run's sample files (PNG/GIF) and, where its config names evaluators, evaluation.json.
 
-  python -m experiments.sample --workdir=DIR [--step=N] [--out=DIR/samples/step_N] [--rollout_temperature=T]
+  python -m experiments.sample --workdir=DIR [--step=N] [--out=DIR/samples/step_N] [--rollout_temperature=T] [--seed=S]
 
 Files: reconstructions, swap, swap_grid, generation and continuation (see dsa_jax.sample_files).
 With --rollout_temperature (and no --out) they go to DIR/samples/step_N_rollout_temperature_T.
@@ -18,7 +18,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's workdir (or one stage's folder).")
 flags.DEFINE_integer("step", None, "Checkpoint step; default the newest intact one.")
 flags.DEFINE_string("out", None, "Output directory; default WORKDIR[/STAGE]/samples/step_N.")
-flags.DEFINE_integer("seed", 0, "Seed of the sampling randomness.")
+flags.DEFINE_integer(
+    "seed", None, "Seed of the sampling randomness; default the run's own sample key, so that the files equal training's."
+)
 flags.DEFINE_float(
     "rollout_temperature", None,
     "Noise scale of the per-frame prior (0: its means); default the run's config.sample.rollout_temperature.",
@@ -42,7 +44,7 @@ def main(argv):
       out_dir += f"_rollout_temperature_{FLAGS.rollout_temperature:g}"  # keeps the run's own samples
   paths, scores = runs.write_results(
       codec, run.config, videos[: sample_config.num_videos], videos[: sample_config.num_evaluation_videos],
-      jax.random.key(FLAGS.seed), out_dir,
+      runs.run_keys(run.config.seed)[2] if FLAGS.seed is None else jax.random.key(FLAGS.seed), out_dir,
   )
   for name, value in scores.items():
     print(f"{name}: {'n/a' if value is None else f'{value:.4g}'}")

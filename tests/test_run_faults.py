@@ -109,17 +109,30 @@ def test_a_damaged_checkpoint_ends_the_command_with_one_clean_message(data_dir, 
   assert len(result.stderr.strip().splitlines()) < 20, result.stderr
 
 
-def test_sample_expands_the_home_folder_in_workdir_and_out(data_dir, tmp_path, monkeypatch):
+def test_sample_expands_the_home_folder_and_by_default_rewrites_training_s_own_samples(data_dir, tmp_path, monkeypatch):
   monkeypatch.setenv("HOME", str(tmp_path))
   train.train_and_evaluate(tiny_config(data_dir, **{"train.num_steps": 2}), "~/run")
   assert os.path.isdir(checkpointing.checkpoint_dir(str(tmp_path / "run")))
-  result = subprocess.run(
-      [sys.executable, "-m", "experiments.sample", "--workdir=~/run", "--out=~/samples", "--seed=1"],
-      cwd=str(tmp_path), env={**ENV, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=300,
-  )
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert sorted(os.listdir(tmp_path / "samples")) == sorted(["evaluation.json", *SAMPLE_FILES])
+
+  def sample(*flags):
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.sample", "--workdir=~/run", *flags],
+        cwd=str(tmp_path), env={**ENV, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+  def contents(folder, name):
+    with open(os.path.join(folder, name), "rb") as file:
+      return file.read()
+
+  sample("--out=~/samples")
+  sample("--out=~/samples_seed_1", "--seed=1")
+  trained, resampled, reseeded = runs.sample_dir(str(tmp_path / "run"), 2), tmp_path / "samples", tmp_path / "samples_seed_1"
+  assert sorted(os.listdir(resampled)) == sorted(["evaluation.json", *SAMPLE_FILES])
   assert not os.path.exists(tmp_path / "~")
+  for name in ("evaluation.json", "generation.png", "continuation.png"):
+    assert contents(resampled, name) == contents(trained, name), name
+  assert contents(reseeded, "generation.png") != contents(trained, "generation.png")
 
 
 def test_resuming_on_frames_of_another_channel_count_is_refused_before_the_restore():
