@@ -89,7 +89,7 @@ def kernel_gradient(inputs: jax.Array, cotangent: jax.Array, kernel_size: tuple[
   [N, H, W, I]; this transposes whichever of them and the cotangent [N, Ho, Wo, O] is smaller.
   """
   (kh, kw), ((top, bottom), (left, right)) = kernel_size, padding
-  if cotangent.shape[3] * cotangent.shape[1] * cotangent.shape[2] >= inputs.shape[3] * inputs.shape[1] * inputs.shape[2]:
+  if math.prod(cotangent.shape[1:]) >= math.prod(inputs.shape[1:]):
     gradient = jax.lax.conv_general_dilated(  # [I, kh, kw, O]
         inputs, cotangent, (1, 1), padding, dimension_numbers=_KERNEL_GRADIENT_DIMENSIONS
     )
