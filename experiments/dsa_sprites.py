@@ -58,5 +58,5 @@ def cpu(config):
   config.train.learning_rate = 1e-3
   config.train.image_every = 800
   config.train.checkpoint_every = 800
-  config.train.max_checkpoints = 7  # every checkpoint kept for the learning curve
+  config.train.max_checkpoints = config.train.num_steps // config.train.checkpoint_every  # all, for the learning curve
   return config
