@@ -22,7 +22,7 @@ from tensorboardX.proto import event_pb2
 import dsa_jax
 from dsa_jax import checkpointing, metric_writer, runs, schedules, tasks, train
 from experiments import vdsm_pendulum, vdsm_sprites
-from tests.conftest import pendulum_config
+from tests.conftest import pendulum_config, xla_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_OVERRIDES = {
@@ -275,7 +275,7 @@ print(json.dumps({"devices": len(jax.devices()), "losses": losses, "split": spli
 
 
 def test_data_parallel_steps_on_two_local_devices_match_one_device():
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": REPO}
+  env = {**os.environ, "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=2"), "PYTHONPATH": REPO}
   result = subprocess.run(
       [sys.executable, "-c", SHARDED_SCRIPT], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
   )
