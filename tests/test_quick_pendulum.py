@@ -14,7 +14,7 @@ from tests.test_train import REPO
 
 
 def quick(tmp_path_factory, compute_dtype: str):
-  """The README's main job in compute_dtype, as users run it (XLA's default flags): its config and workdir."""
+  """The README's main job in compute_dtype, as users run it (XLA's default flags): its config, workdir and final step."""
   config = dsa_pendulum.get_config("quick")
   workdir = str(tmp_path_factory.mktemp(f"quick_{compute_dtype}"))
   data_dir = shared_data_dir("pendulum_default")  # built once for both dtypes' files
@@ -25,8 +25,9 @@ def quick(tmp_path_factory, compute_dtype: str):
   environment = {name: value for name, value in os.environ.items() if name != "XLA_FLAGS"}
   result = subprocess.run(command, cwd=REPO, env={**environment, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert runs.restore(workdir).config.train.compute_dtype == compute_dtype
-  return config, workdir
+  restored = runs.restore(workdir)
+  assert restored.config.train.compute_dtype == compute_dtype
+  return config, workdir, restored.step
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +37,17 @@ def quick_run(tmp_path_factory):
 
 
 def test_quick_run_loss_falls(quick_run):
-  config, workdir = quick_run
+  config, workdir, restored_step = quick_run
   metrics = metric_writer.read_metrics(workdir)
   assert max(metrics) == config.train.num_steps
-  assert runs.restore(workdir).step == config.train.num_steps
+  assert restored_step == config.train.num_steps
   first, last = metrics[min(metrics)], metrics[max(metrics)]
   assert last["loss"] < 0.7 * first["loss"], (first["loss"], last["loss"])
   assert last["kl_weight"] == 1.0
 
 
 def test_quick_run_swaps_colour_with_the_static_code_and_swing_with_the_dynamics(quick_run):
-  config, workdir = quick_run
+  config, workdir, _ = quick_run
   with open(os.path.join(runs.sample_dir(workdir, config.train.num_steps), runs.EVALUATION_FILE)) as file:
     scores = json.load(file)
   assert scores["pairs_of_different_colour"] >= 20
