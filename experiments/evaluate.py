@@ -9,7 +9,7 @@ Writes RUN[/STAGE]/evaluation/step_N/: results.json, results.md, the sample figu
 
 from absl import app, flags, logging
 
-from dsa_jax.evaluation import judges, report
+from dsa_jax.evaluation import report
 from experiments import entry
 
 FLAGS = flags.FLAGS

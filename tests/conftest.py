@@ -12,7 +12,8 @@ import pytest
 from dsa_jax import data
 from experiments import base
 
-SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(REPO, "..", "shared", "data")
 
 
 SHARED_ROOT_VARIABLE = "DSA_JAX_TEST_SHARED_ROOT"  # set by the first process, inherited by xdist workers
@@ -23,9 +24,11 @@ SHARED_ROOT_VARIABLE = "DSA_JAX_TEST_SHARED_ROOT"  # set by the first process, i
 FAST_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 
 
-def xla_flags(*flags: str) -> str:
-  """XLA_FLAGS for a test's subprocess: the session's (fast-compile) flags and `flags`."""
-  return " ".join((os.environ["XLA_FLAGS"], *flags))
+def subprocess_env(*extra_xla_flags: str, fast_compile: bool = True) -> dict[str, str]:
+  """A test subprocess's environment: this one, the repository on PYTHONPATH, XLA_FLAGS (fast-compile unless not) plus extra_xla_flags."""
+  environment = {name: value for name, value in os.environ.items() if name != "XLA_FLAGS"}
+  xla_flags = " ".join((*([os.environ["XLA_FLAGS"]] if fast_compile else []), *extra_xla_flags))
+  return {**environment, "PYTHONPATH": REPO, **({"XLA_FLAGS": xla_flags} if xla_flags else {})}
 
 
 def pytest_configure(config):

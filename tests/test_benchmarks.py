@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from benchmarks import gpu_check, op_profile, train_step
 from experiments import vdsm_sprites
-from tests.test_readme import REPO
+from tests.conftest import REPO
 
 
 def test_target_verdicts_name_what_misses():

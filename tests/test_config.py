@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from experiments import base
+from tests.conftest import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
     path
     for path in glob.glob(os.path.join(REPO, "experiments", "*_*.py"))

@@ -10,10 +10,10 @@ from data_pipelines.manual_data import ManualDataError
 from dsa_jax import checkpointing, data, metric_writer, runs, train
 from dsa_jax import tasks
 from experiments import dsa_moving_mnist, dsa_sprites, vdsm_moving_mnist, vdsm_sprites
+from tests.conftest import REPO
 from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
 from tests.test_train import SAMPLE_FILES
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"dsa_sprites.py": dsa_sprites, "dsa_moving_mnist.py": dsa_moving_mnist}
 
 

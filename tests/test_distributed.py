@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from dsa_jax import metric_writer, train
-from tests.conftest import wait_for_path, xla_flags
-from tests.test_train import REPO, tiny_config
+from tests.conftest import REPO, subprocess_env, wait_for_path
+from tests.test_train import tiny_config
 
 TIMEOUT_SECONDS = 240
 
@@ -32,7 +32,7 @@ def start(workdir: str, data_dir: str, port: int, process_id: int, *overrides: s
       f"--workdir={workdir}", f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={process_id}",
       "--distributed_timeout_seconds=60", "--heartbeat_timeout_seconds=10", *overrides,
   ]
-  environment = {**os.environ, "PYTHONPATH": REPO, "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=1")}
+  environment = subprocess_env("--xla_force_host_platform_device_count=1")
   return subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -98,7 +98,7 @@ def test_an_unreachable_coordinator_fails_in_bounded_time_naming_the_address(tmp
       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", "--process_id=1", "--distributed_timeout_seconds=2",
   ]
   started = time.monotonic()
-  result = subprocess.run(command, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=120)
+  result = subprocess.run(command, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
   assert result.returncode == 1 and time.monotonic() - started < 60
   assert result.stderr.strip().splitlines()[-1].startswith(f"DistributedError: Could not reach the coordinator at 127.0.0.1:{port} within 2 s")
   assert os.listdir(tmp_path) == []
@@ -110,7 +110,7 @@ def test_parameters_split_over_a_model_axis_train_and_resume_to_the_same_losses(
       sys.executable, "-m", "experiments.run", "--config=tests/distributed_config.py", f"--config.data.data_dir={data_dir}",
       f"--workdir={workdir}", "--config.train.model_parallelism=2", "--config.train.shard_min_elements=256",
   ]
-  environment = {**os.environ, "PYTHONPATH": REPO, "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=2")}
+  environment = subprocess_env("--xla_force_host_platform_device_count=2")
   for num_steps in (4, 6):  # the second run resumes from step 4, restoring the split state
     result = subprocess.run([*command, f"--config.train.num_steps={num_steps}"], cwd=REPO, env=environment,
                             capture_output=True, text=True, timeout=TIMEOUT_SECONDS)

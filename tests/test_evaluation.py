@@ -14,8 +14,8 @@ from benchmarks import evaluation as benchmark
 from dsa_jax import runs, train
 from dsa_jax.evaluation import curves, judge, judges, protocols, report
 from experiments import dsa_sprites, judge_sprites, vdsm_sprites
+from tests.conftest import REPO, subprocess_env
 from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
-from tests.test_train import REPO
 from tests.test_vdsm_quick import assert_both_stages_ran, shortened
 
 
@@ -122,7 +122,7 @@ def evaluate_command(workdir: str, judge_dir: str, *extra: str) -> subprocess.Co
   return subprocess.run(
       [sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}", f"--judge={judge_dir}", "--rounds=2",
        "--num_test_videos=45", "--num_train_codes=45", *extra],
-      cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=600,
+      cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600,
   )
 
 
@@ -160,7 +160,7 @@ def test_evaluate_scores_a_dsa_quick_run_and_writes_results_per_step(built, tiny
   copy = str(tmp_path / "docs" / "curve")
   command = [sys.executable, "-m", "experiments.learning_curve", f"--workdir={workdir}", f"--judge={judge_dir}", "--rounds=2",
              "--num_test_videos=45", "--num_train_codes=45", "--allow_weak_judge", f"--copy_to={copy}"]
-  curve_run = subprocess.run(command, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=600)
+  curve_run = subprocess.run(command, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
   assert curve_run.returncode == 0, curve_run.stderr[-3000:]
   assert "Evaluating step 2 " in curve_run.stdout and "Evaluating step 4 " not in curve_run.stdout
   curve = json.load(open(copy + ".json"))

@@ -10,8 +10,7 @@ import pytest
 from data_pipelines.mug import fake
 from dsa_jax.evaluation import judges, report
 from experiments import judge_moving_mnist, judge_mug
-from tests.conftest import SHARED_DATA
-from tests.test_train import REPO
+from tests.conftest import REPO, SHARED_DATA, subprocess_env
 
 MNIST_DIR = os.path.join(SHARED_DATA, "mnist")
 
@@ -19,7 +18,7 @@ MNIST_DIR = os.path.join(SHARED_DATA, "mnist")
 def train_judge(config_arg: str, workdir: str, *overrides: str) -> subprocess.CompletedProcess:
   return subprocess.run(
       [sys.executable, "-m", "experiments.train_judge", f"--config={config_arg}", f"--workdir={workdir}", *overrides],
-      cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=600,
+      cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600,
   )
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from dsa_jax import train
 from experiments import vdsm_pendulum
-from tests.test_readme import REPO, readme
+from tests.conftest import REPO
+from tests.test_readme import readme
 from tests.test_train import tiny_config
 from tests.test_vdsm_quick import shortened
 

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.test_readme import REPO
+from tests.conftest import REPO
 
 
 def test_installed_packages_import_outside_the_repository(tmp_path):

@@ -1,7 +1,6 @@
 """The pendulum dataset: physics, rendering, the TFDS builder and its determinism."""
 
 import numpy as np
-import pytest
 import scipy.special
 
 from data_pipelines.pendulum import pendulum

@@ -9,8 +9,7 @@ import pytest
 
 from dsa_jax import metric_writer, runs
 from experiments import dsa_pendulum
-from tests.conftest import shared_data_dir
-from tests.test_train import REPO
+from tests.conftest import REPO, shared_data_dir, subprocess_env
 
 
 def quick(tmp_path_factory, compute_dtype: str):
@@ -22,8 +21,7 @@ def quick(tmp_path_factory, compute_dtype: str):
       sys.executable, "-m", "experiments.run", "--config=experiments/dsa_pendulum.py:quick", f"--workdir={workdir}",
       f"--config.data.data_dir={data_dir}", f"--config.train.compute_dtype={compute_dtype}",
   ]
-  environment = {name: value for name, value in os.environ.items() if name != "XLA_FLAGS"}
-  result = subprocess.run(command, cwd=REPO, env={**environment, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=900)
+  result = subprocess.run(command, cwd=REPO, env=subprocess_env(fast_compile=False), capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   restored = runs.restore(workdir)
   assert restored.config.train.compute_dtype == compute_dtype

@@ -15,12 +15,12 @@ import pytest
 import dsa_jax
 from dsa_jax import checkpointing, runs, stopping, tasks, train, workdirs
 from experiments import vdsm_pendulum
-from tests.conftest import wait_for_path
+from tests.conftest import REPO, subprocess_env, wait_for_path
 from tests.test_checkpointing import flip_64_middle_bytes
-from tests.test_train import REPO, SAMPLE_FILES, TINY_OVERRIDES, leaves_equal, tiny_config
+from tests.test_train import SAMPLE_FILES, TINY_OVERRIDES, leaves_equal, tiny_config
 from tests.test_vdsm_quick import shortened
 
-ENV = {**os.environ, "PYTHONPATH": REPO}
+ENV = subprocess_env()
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,8 @@ from tensorboardX.proto import event_pb2
 import dsa_jax
 from dsa_jax import checkpointing, metric_writer, runs, schedules, tasks, train
 from experiments import vdsm_pendulum, vdsm_sprites
-from tests.conftest import pendulum_config, xla_flags
+from tests.conftest import REPO, pendulum_config, subprocess_env
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_OVERRIDES = {
     "data.num_frames": 4,
     "dsa.dim_f": 7,
@@ -275,7 +274,7 @@ print(json.dumps({"devices": len(jax.devices()), "losses": losses, "split": spli
 
 
 def test_data_parallel_steps_on_two_local_devices_match_one_device():
-  env = {**os.environ, "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=2"), "PYTHONPATH": REPO}
+  env = subprocess_env("--xla_force_host_platform_device_count=2")
   result = subprocess.run(
       [sys.executable, "-c", SHARDED_SCRIPT], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
   )
@@ -313,7 +312,7 @@ def _run_command(workdir: str, data_dir: str, num_steps: int) -> list[str]:
 def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(data_dir, tmp_path):
   workdir = str(tmp_path / "run")
   command = _run_command(workdir, data_dir, num_steps=400)
-  env = {**os.environ, "PYTHONPATH": REPO}
+  env = subprocess_env()
   process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   checkpoints = checkpointing.checkpoint_dir(workdir)
   deadline = time.time() + 240
