@@ -127,6 +127,26 @@ def dsa_paper_schedule(config: config_dict.ConfigDict) -> config_dict.ConfigDict
   return config
 
 
+def dsa_quick(config: config_dict.ConfigDict, dim_f: int, dim_z: int) -> config_dict.ConfigDict:
+  """The small DSA of the image datasets' `:quick` variants: 8 frames of 32x32, narrow layers, 1000 steps of 8 at 2e-3."""
+  config.data.num_frames = 8
+  config.data.image_size = 32
+  config.dsa.dim_f = dim_f
+  config.dsa.dim_z = dim_z
+  config.dsa.dim_h = 64
+  config.dsa.dim_hidden = 128
+  config.dsa.num_channels = 32
+  config.dsa.posterior_init_log_scale = -4.0
+  config.loss.kl_warmup_steps = 600
+  config.train.num_steps = 1000
+  config.train.batch_size = 8
+  config.train.learning_rate = 2e-3
+  config.train.log_every = 100
+  config.train.image_every = 500
+  config.train.checkpoint_every = 500
+  return config
+
+
 def judge_config(dataset: str, heads, dynamic_heads, num_frames: int, num_steps: int) -> config_dict.ConfigDict:
   """A judge of `heads` on a dataset: batch 32 at learning rate 1e-3 for num_steps, a checkpoint every 500."""
   config = get_config()

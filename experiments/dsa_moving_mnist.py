@@ -24,19 +24,4 @@ def get_config(variant: str | None = None):
   if variant != "quick":
     raise ValueError(f"Unknown variant {variant!r} of dsa_moving_mnist.py; use none or 'quick'.")
   config.data.variant = "one_digit"
-  config.data.num_frames = 8
-  config.data.image_size = 32
-  config.dsa.dim_f = 16
-  config.dsa.dim_z = 4
-  config.dsa.dim_h = 64
-  config.dsa.dim_hidden = 128
-  config.dsa.num_channels = 32
-  config.dsa.posterior_init_log_scale = -4.0
-  config.loss.kl_warmup_steps = 600
-  config.train.num_steps = 1000
-  config.train.batch_size = 8
-  config.train.learning_rate = 2e-3
-  config.train.log_every = 100
-  config.train.image_every = 500
-  config.train.checkpoint_every = 500
-  return config
+  return base.dsa_quick(config, dim_f=16, dim_z=4)

@@ -25,21 +25,7 @@ def get_config(variant: str | None = None):
     return cpu(config)
   if variant != "quick":
     raise ValueError(f"Unknown variant {variant!r} of dsa_sprites.py; use none, 'quick' or 'cpu'.")
-  config.data.image_size = 32
-  config.dsa.dim_f = 32
-  config.dsa.dim_z = 8
-  config.dsa.dim_h = 64
-  config.dsa.dim_hidden = 128
-  config.dsa.num_channels = 32
-  config.dsa.posterior_init_log_scale = -4.0
-  config.loss.kl_warmup_steps = 600
-  config.train.num_steps = 1000
-  config.train.batch_size = 8
-  config.train.learning_rate = 2e-3
-  config.train.log_every = 100
-  config.train.image_every = 500
-  config.train.checkpoint_every = 500
-  return config
+  return base.dsa_quick(config, dim_f=32, dim_z=8)
 
 
 def cpu(config):

@@ -1,4 +1,4 @@
-"""The Sprites and Moving MNIST configs: locked, clear about missing data, and they train."""
+"""The Sprites, Moving MNIST and MUG configs: locked, clear about missing data, and they train."""
 
 import os
 import subprocess
@@ -7,9 +7,10 @@ import sys
 import pytest
 
 from data_pipelines.manual_data import ManualDataError
+from data_pipelines.mug import fake
 from dsa_jax import checkpointing, data, metric_writer, runs, train
 from dsa_jax import tasks
-from experiments import dsa_moving_mnist, dsa_sprites, vdsm_moving_mnist, vdsm_sprites
+from experiments import dsa_moving_mnist, dsa_mug, dsa_sprites, vdsm_moving_mnist, vdsm_sprites
 from tests.conftest import REPO
 from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
 from tests.test_train import SAMPLE_FILES
@@ -55,9 +56,12 @@ def test_the_moving_mnist_cpu_config_is_the_sprites_cpu_vdsm_with_its_own_expert
 
 
 def test_full_configs_use_the_papers_clip_lengths_and_batch():
-  sprites, mnist = dsa_sprites.get_config(), dsa_moving_mnist.get_config()
+  sprites, mnist, mug = dsa_sprites.get_config(), dsa_moving_mnist.get_config(), dsa_mug.get_config()
   assert (sprites.data.num_frames, sprites.train.batch_size, sprites.data.image_size) == (8, 20, None)
   assert (mnist.data.num_frames, mnist.train.batch_size, mnist.data.variant) == (16, 20, "default")
+  assert (mug.data.num_frames, mug.train.batch_size, mug.data.variant, mug.data.image_size) == (16, 20, "default", None)
+  architecture = tasks.dsa_model_config(mug, (64, 64, 3))
+  assert (architecture.dim_f, architecture.dim_z, architecture.num_channels, architecture.prior) == (256, 32, 256, "stable")
 
 
 @pytest.mark.parametrize("variant", [None, "quick"])
@@ -72,7 +76,8 @@ def test_missing_manual_dir_raises_manual_data_error_naming_it(name, variant, tm
 
 
 @pytest.mark.parametrize(
-    "name, instructions", [("dsa_sprites.py", "YingzhenLi/Sprites"), ("dsa_moving_mnist.py", "exdb/mnist")]
+    "name, instructions",
+    [("dsa_sprites.py", "YingzhenLi/Sprites"), ("dsa_moving_mnist.py", "exdb/mnist"), ("dsa_mug.py", "mug.ee.auth.gr")],
 )
 def test_command_line_with_a_missing_manual_dir_prints_the_instructions(name, instructions, tmp_path):
   result = subprocess.run(
@@ -89,18 +94,30 @@ def test_command_line_with_a_missing_manual_dir_prints_the_instructions(name, in
   assert "/nonexistent" in message and instructions in message, message
 
 
-def test_quick_sprites_run_writes_a_checkpoint_and_samples(built, tmp_path):  # noqa: F811
-  config = dsa_sprites.get_config("quick")
-  config.data.data_dir = os.path.dirname(os.path.dirname(os.path.dirname(built.data_dir)))
+def train_briefly(config, workdir: str):
+  """Four steps of batch 2 of a `:quick` DSA config, then its checkpoint, samples and metrics are checked."""
   config.train.num_steps = 4
   config.train.batch_size = 2
   config.train.log_every = 2
   config.sample.num_videos = 4
   config.sample.num_evaluation_videos = 4
-  workdir = str(tmp_path / "run")
   state = train.train_and_evaluate(config, workdir)
   assert int(state.step) == 4
   checkpointer = checkpointing.Checkpointer(checkpointing.checkpoint_dir(workdir), 1, read_only=True)
   assert checkpointer.all_steps() == [4]
   assert sorted(os.listdir(runs.sample_dir(workdir, 4))) == SAMPLE_FILES
   assert sorted(metric_writer.read_metrics(workdir)) == [2, 4]
+
+
+def test_quick_sprites_run_writes_a_checkpoint_and_samples(built, tmp_path):  # noqa: F811
+  config = dsa_sprites.get_config("quick")
+  config.data.data_dir = os.path.dirname(os.path.dirname(os.path.dirname(built.data_dir)))
+  train_briefly(config, str(tmp_path / "run"))
+
+
+def test_quick_mug_run_trains_on_the_fake_tree(tmp_path):
+  config = dsa_mug.get_config("quick")
+  config.data.manual_dir = fake.write_fake_mug_tree(tmp_path / "mug")
+  config.data.data_dir = str(tmp_path)
+  train_briefly(config, str(tmp_path / "run"))
+  assert runs.restore(str(tmp_path / "run")).image_shape == (32, 32, 3)
