@@ -128,7 +128,7 @@ def dsa_paper_schedule(config: config_dict.ConfigDict) -> config_dict.ConfigDict
 
 
 def dsa_quick(config: config_dict.ConfigDict, dim_f: int, dim_z: int) -> config_dict.ConfigDict:
-  """The small DSA of the image datasets' `:quick` variants: 8 frames of 32x32, narrow layers, 1000 steps of 8 at 2e-3."""
+  """The small DSA of every `:quick` variant: 8 frames of 32x32, narrow layers, 1000 steps of 8 at 2e-3."""
   config.data.num_frames = 8
   config.data.image_size = 32
   config.dsa.dim_f = dim_f

@@ -17,19 +17,8 @@ def get_config(variant: str | None = None):
     return config
   if variant != "quick":
     raise ValueError(f"Unknown variant {variant!r} of dsa_pendulum.py; use none or 'quick'.")
-  config.data.num_frames = 8
+  base.dsa_quick(config, dim_f=16, dim_z=2)  # dim_z 2: enough for the swing angle, too little to also hold the colour
   config.data.image_size = 16  # frames mean-pooled 4x: ~25 steps/s on 2 CPU cores
-  config.dsa.dim_f = 16
-  config.dsa.dim_z = 2  # enough for the swing angle, too little to also hold the colour
-  config.dsa.dim_h = 64
-  config.dsa.dim_hidden = 128
-  config.dsa.num_channels = 32
-  config.dsa.posterior_init_log_scale = -4.0
   config.loss.kl_warmup_steps = 1200
   config.train.num_steps = 2000
-  config.train.batch_size = 8
-  config.train.learning_rate = 2e-3
-  config.train.log_every = 100
-  config.train.image_every = 500
-  config.train.checkpoint_every = 500
   return config
