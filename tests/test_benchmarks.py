@@ -6,8 +6,10 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from benchmarks import gpu_check, op_profile, train_step
+from benchmarks import conv_rounding, gpu_check, op_profile, train_step
+from dsa_jax.models import layers
 from experiments import vdsm_sprites
 from tests.conftest import REPO
 
@@ -91,3 +93,37 @@ def test_op_profile_prints_each_dtypes_op_groups_and_top_ops():
   assert {"convolution", op_profile.OUTSIDE_OPS} <= names
   assert len(top_ops) == 2 + 1 + 3 and top_ops[0] == "Top ops of dsa_quick in float32:"
   assert all(float(line.split("|")[-2]) > 0 for line in top_ops[3:])
+
+
+def test_conv_rounding_moves_each_parameter_by_one_unit_in_the_last_place():
+  params = {"encoder": {"kernel": np.array([1.0, 2.0, 0.5], np.float32)}, "decoder": {"bias": np.zeros(2, np.float32)}}
+  moved = conv_rounding.one_ulp_change(params, np.random.default_rng(0))
+  kernel, moved_kernel = params["encoder"]["kernel"], moved["encoder"]["kernel"]
+  assert moved_kernel.dtype == np.float32
+  np.testing.assert_array_equal(np.abs(moved_kernel - kernel), np.spacing(kernel))
+  np.testing.assert_array_equal(moved["decoder"]["bias"], 0.0)
+
+
+def test_conv_rounding_reports_the_largest_relative_difference_per_module():
+  want = {"decoder": {"bias": np.array([0.0, 4.0]), "kernel": np.array([3.0, 4.0])}, "prior": {"bias": np.zeros(3)}}
+  got = {"decoder": {"bias": np.array([0.0, 5.0]), "kernel": np.array([3.0, 4.5])}, "prior": {"bias": np.ones(3)}}
+  assert conv_rounding.relative_difference(got, want) == {"decoder": 0.25}  # max(1/4, 0.5/5); a zero gradient is skipped
+
+
+def test_conv_rounding_switches_every_conv_to_lax_and_back():
+  encoder = layers.FrameEncoder(widths=(3, 5), feature_size=7)
+  frames = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3))
+  params = encoder.init(jax.random.key(1), frames)
+
+  def traced_gradient():
+    loss = lambda params: jnp.sum(encoder.apply(params, frames) ** 2)
+    return str(jax.make_jaxpr(jax.grad(loss))(params)), jax.grad(loss)(params)
+
+  fast_jaxpr, fast = traced_gradient()
+  with conv_rounding.lax_convs():
+    lax_jaxpr, through_lax = traced_gradient()
+  stride_2 = "window_strides=(2, 2)"  # lax's own down_0; the fast path strides over space-to-depth blocks by 1
+  assert stride_2 not in fast_jaxpr and stride_2 in lax_jaxpr
+  assert layers.conv_general_dilated is not layers.float32_output_conv  # restored on exit
+  for got, want in zip(jax.tree.leaves(fast), jax.tree.leaves(through_lax)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
