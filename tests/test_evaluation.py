@@ -204,6 +204,14 @@ def test_evaluate_scores_a_vdsm_quick_run_resized_to_the_judge(built, tiny_judge
   again = evaluate(workdir, tiny_judge[0], allow_weak_judge=True)  # the seeds are fixed: a rerun gives the same numbers
   groups = ("standard_protocol", "reverse_protocol", "embedding_table", "swap_agreement", "generation")
   assert {group: again[group] for group in groups} == {group: results[group] for group in groups}
+  from_density = evaluate(workdir, tiny_judge[0], allow_weak_judge=True, code_source="train_density", density_components=4)
+  assert any(note.startswith("the protocols drew codes from a 4-component mixture fitted to 45 training videos") for note in from_density["notes"])
+  assert (from_density["code_source"], from_density["density_components"], results["code_source"]) == ("train_density", 4, "prior")
+  assert from_density["standard_protocol"] != results["standard_protocol"]
+  assert from_density["embedding_table"] == results["embedding_table"]  # only the protocols' draws change
+  assert os.path.isfile(os.path.join(workdir, "sequence", "evaluation", "step_3_train_density", report.RESULTS_FILE))
+  with pytest.raises(judges.JudgeError, match="raise num_train_codes to at least 46"):
+    evaluate(workdir, tiny_judge[0], allow_weak_judge=True, code_source="train_density", density_components=46)
 
 
 def test_evaluate_refuses_bad_input_with_one_line(tiny_judge, tmp_path):
@@ -212,6 +220,8 @@ def test_evaluate_refuses_bad_input_with_one_line(tiny_judge, tmp_path):
   assert no_run.returncode == 1 and no_run.stderr.strip().splitlines()[-1].startswith("CheckpointError: No checkpoint in")
   with pytest.raises(judges.JudgeError, match="rounds=0"):
     report.evaluate_run(str(tmp_path), judge_dir, rounds=0)
+  with pytest.raises(judges.JudgeError, match="code_source='posterior' is not one of"):
+    report.evaluate_run(str(tmp_path), judge_dir, code_source="posterior")
 
 
 def test_the_shipped_sprites_judge_is_intact_strong_and_right_on_real_test_videos(built):  # noqa: F811

@@ -5,7 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dsa_jax import code_density
 from dsa_jax.codecs import Codes
+from dsa_jax.distributions import Gaussian
 from dsa_jax.evaluation import metrics, protocols
 
 ACTIONS, HAIRS = 9, 6
@@ -50,6 +52,18 @@ class PixelJudge:
     action = np.rint(videos[:, 0, 0, 0, 0] * ACTIONS).astype(int)
     hair = np.rint(videos[:, 0, 0, 0, 1] * HAIRS).astype(int)
     return {"action": np.eye(ACTIONS)[action], "hair": np.eye(HAIRS)[hair]}, np.stack([action, hair], 1).astype(float)
+
+
+class OffPriorCodec(PixelCodec):
+  """A PixelCodec whose prior of the static code lands between hair levels, where its decoder blanks the action."""
+
+  def decode(self, codes, key=None, num_frames=None):
+    frames = super().decode(codes, key, num_frames)
+    on_level = jnp.abs(codes.static * HAIRS - jnp.rint(codes.static * HAIRS)) < 0.25  # [B, 1]
+    return frames.at[..., 0].multiply(on_level[:, None, None, None, 0])
+
+  def sample_static(self, key, num_videos):
+    return (jax.random.randint(key, (num_videos, 1), 0, HAIRS) + 0.4) / HAIRS
 
 
 def labelled_videos(seed=0):
@@ -109,3 +123,27 @@ def test_frechet_distance_of_perfect_reconstructions():
   assert scores["reconstruction_mse"] == 0.0
   assert scores["judge_frechet_distance"] >= 0.0
   assert metrics.frechet_distance(*(PixelJudge().predict(videos)[1],) * 2) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_draws_from_a_density_fitted_to_the_codes_keep_what_an_off_manifold_prior_loses():
+  videos, labels = labelled_videos()
+  codec = OffPriorCodec()
+  from_prior, _, _ = protocols.protocols(codec, PixelJudge(), videos, labels, jax.random.key(0), 2)
+  assert from_prior["action_accuracy"]["mean"] == pytest.approx(1 / ACTIONS)  # every action blanked to action 0
+  train_codes = protocols.encode_all(codec, labelled_videos(1)[0])
+  points = code_density.flatten(train_codes)  # [N, 1 + T]: one narrow component on each training video's codes
+  components = Gaussian(points, jnp.full_like(points, 1e-3))
+  density = code_density.CodeDensity(jnp.full(N, -np.log(N)), components, 1, train_codes.dynamics.shape[1:])
+  from_density, reverse, _ = protocols.protocols(codec, PixelJudge(), videos, labels, jax.random.key(0), 2, density)
+  assert from_density["action_accuracy"] == {"mean": 1.0, "std": 0.0}
+  assert reverse["hair_accuracy"] == {"mean": 1.0, "std": 0.0}
+  assert abs(reverse["action_accuracy"]["mean"] - 1 / ACTIONS) < 0.1  # dynamics from the density's marginal: chance
+
+
+def test_prior_draws_are_unchanged_by_the_density_option():
+  videos, labels = labelled_videos()
+  key = jax.random.key(3)
+  standard, reverse, generated = protocols.protocols(PixelCodec(), PixelJudge(), videos, labels, key, 1)
+  static_key, dynamics_key, _ = jax.random.split(jax.random.fold_in(key, 0), 3)
+  np.testing.assert_array_equal(generated["standard"][:, 0, 0, 0, 1], np.asarray(PixelCodec().sample_static(static_key, N))[:, 0])
+  np.testing.assert_array_equal(generated["reverse"][:, 0, 0, 0, 0], np.asarray(PixelCodec().sample_dynamics(dynamics_key, N, T))[:, 0, 0])

@@ -4,6 +4,8 @@ Test videos are floats [N, T, H, W, C]; labels are {head: [N]} integer classes o
 heads. Dynamic heads (the action) read the dynamics; static heads (identity attributes) the
 static code. A judge is anything with `classes` ({head: K}), `dynamic_heads` and
 `predict(videos) -> ({head: p(y|x) [N, K]}, features [N, F])`, e.g. `judges.TrainedJudge`.
+The protocols draw codes from the codec's priors, as published; given a `code_density.CodeDensity`
+they draw from its marginals instead (a diagnostic, not comparable with published rows).
 """
 
 import sys
@@ -13,7 +15,7 @@ import jax
 import numpy as np
 import tqdm
 
-from dsa_jax import sampling
+from dsa_jax import code_density, sampling
 from dsa_jax.codecs import Codec, Codes
 from dsa_jax.evaluation import metrics
 
@@ -61,18 +63,34 @@ def reverse_round(trained: Judge, generated: np.ndarray, labels: dict[str, np.nd
   return {f"{head}_accuracy": metrics.accuracy(probabilities[head], labels[head]) for head in probabilities}
 
 
+def draw_static(codec: Codec, density: code_density.CodeDensity | None, key: jax.Array, num_videos: int) -> np.ndarray:
+  """Static codes [N, S] from the codec's prior, or from the density's static marginal."""
+  if density is None:
+    return np.asarray(codec.sample_static(key, num_videos))
+  return np.asarray(code_density.sample_codes(density, key, num_videos).static)
+
+
+def draw_dynamics(codec: Codec, density: code_density.CodeDensity | None, key: jax.Array, num_videos: int, num_frames: int) -> np.ndarray:
+  """Dynamic codes [N, ...] from the codec's prior, or from the density's dynamic marginal."""
+  if density is None:
+    return np.asarray(codec.sample_dynamics(key, num_videos, num_frames))
+  return np.asarray(code_density.sample_codes(density, key, num_videos).dynamics)
+
+
 def protocols(
     codec: Codec, trained: Judge, videos: np.ndarray, labels: dict[str, np.ndarray], key: jax.Array, rounds: int,
+    density: code_density.CodeDensity | None = None,
 ) -> tuple[dict, dict, dict[str, np.ndarray]]:
-  """Standard and reverse protocols over `rounds` prior draws: ({metric: mean, std} each) and the last round's videos."""
+  """Standard and reverse protocols over `rounds` draws (priors, or `density`): ({metric: mean, std} each) and the last round's videos."""
   codes = encode_all(codec, videos)
   num_videos, num_frames = videos.shape[:2]
   standard, reverse, last = [], [], {}
   for round_index in tqdm.trange(rounds, desc="protocol rounds", file=sys.stderr):
     static_key, dynamics_key, decode_key = jax.random.split(jax.random.fold_in(key, round_index), 3)
-    kept_dynamics = decode_all(codec, Codes(np.asarray(codec.sample_static(static_key, num_videos)), codes.dynamics), decode_key, num_frames)
-    prior_dynamics = np.asarray(codec.sample_dynamics(dynamics_key, num_videos, num_frames))
-    kept_static = decode_all(codec, Codes(codes.static, prior_dynamics), decode_key, num_frames)
+    drawn_static = draw_static(codec, density, static_key, num_videos)
+    kept_dynamics = decode_all(codec, Codes(drawn_static, codes.dynamics), decode_key, num_frames)
+    drawn_dynamics = draw_dynamics(codec, density, dynamics_key, num_videos, num_frames)
+    kept_static = decode_all(codec, Codes(codes.static, drawn_dynamics), decode_key, num_frames)
     standard.append(standard_round(trained, kept_dynamics, labels))
     reverse.append(reverse_round(trained, kept_static, labels))
     last = {"standard": kept_dynamics, "reverse": kept_static}

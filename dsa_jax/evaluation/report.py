@@ -10,12 +10,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from dsa_jax import data, runs, sample_files, visualize
+from dsa_jax import code_density, data, runs, sample_files, visualize
 from dsa_jax.evaluation import judges, protocols
 
 RESULTS_FILE = "results.json"
 TABLE_FILE = "results.md"
 VIDEOS_FILE = "protocol_videos.npz"
+# Where the protocols draw codes: the codec's priors (published), or a mixture fitted to training videos' codes.
+CODE_SOURCES = ("prior", "train_density")
 
 
 @contextlib.contextmanager
@@ -123,11 +125,13 @@ def comparison_table(named_results: dict[str, dict[str, Any]]) -> str:
 def evaluate_run(
     workdir: str, judge_dir: str | None = None, rounds: int = 5, seed: int = 0, allow_weak_judge: bool = False,
     save_videos: bool = False, num_train_codes: int = 2000, step: int | None = None, num_test_videos: int | None = None,
-    out_dir: str | None = None,
+    out_dir: str | None = None, code_source: str = "prior", density_components: int = 32,
 ) -> dict[str, Any]:
   """Scores a run with a judge (default: the one shipped for its dataset); writes (default: in evaluation_dir) and returns the results."""
   if rounds < 1:
     raise judges.JudgeError(f"rounds={rounds}: the protocols need at least 1 round (5 is the field's).")
+  if code_source not in CODE_SOURCES:
+    raise judges.JudgeError(f"code_source={code_source!r} is not one of {CODE_SOURCES}; 'prior' is the published protocols'.")
   run = runs.restore(workdir, step)
   trained = judges.load(judge_dir or judges.shipped(run.config.data.name))
   notes = check_judge(trained, run, allow_weak_judge)
@@ -141,8 +145,23 @@ def evaluate_run(
   train_videos, train_labels = load_labelled(run.config.data, "train", trained.info, num_train_codes)
   key = jax.random.key(seed)
   seconds: dict[str, float] = {}
+  density = None
+  if code_source == "train_density":
+    if len(train_videos) < density_components:
+      raise judges.JudgeError(
+          f"The code density has {density_components} components but num_train_codes gave {len(train_videos)} training videos; "
+          f"raise num_train_codes to at least {density_components} or lower density_components."
+      )
+    with timed(seconds, "code_density"):
+      density = code_density.fit_codes(protocols.encode_all(run.codec, train_videos), jax.random.fold_in(key, 3), density_components)
+    notes.append(
+        f"the protocols drew codes from a {density_components}-component mixture fitted to {len(train_videos)} training videos' "
+        "codes, not from the priors: not comparable with published rows"
+    )
   with timed(seconds, "protocols"):
-    standard, reverse, generated = protocols.protocols(run.codec, trained, test_videos, test_labels, jax.random.fold_in(key, 0), rounds)
+    standard, reverse, generated = protocols.protocols(
+        run.codec, trained, test_videos, test_labels, jax.random.fold_in(key, 0), rounds, density
+    )
   with timed(seconds, "embedding_table"):
     embedding = protocols.embedding_table(run.codec, trained, train_videos, train_labels, test_videos, test_labels)
   with timed(seconds, "swap_agreement"):
@@ -153,6 +172,7 @@ def evaluate_run(
   results = {
       "run": run.directory, "step": run.step, "stage": run.stage, "rounds": rounds, "seed": seed, "notes": notes,
       "num_test_videos_requested": num_test_videos, "train_codes_requested": num_train_codes,
+      "code_source": code_source, "density_components": density_components if density is not None else None,
       "test_videos": len(test_videos), "train_codes": len(train_videos),
       "judge": {key_: trained.info[key_] for key_ in ("dataset", "test_accuracy", "params_sha256")} | {"directory": trained.directory},
       "standard_protocol": standard,
@@ -163,7 +183,7 @@ def evaluate_run(
       "seconds": seconds,
       "config": run.config.to_dict(),
   }
-  out_dir = out_dir or evaluation_dir(run)
+  out_dir = out_dir or evaluation_dir(run) + ("" if density is None else f"_{code_source}")
   horizon = run.config.sample.num_frames or run.config.data.num_frames
   sample_files.write_samples(run.codec, test_videos[: run.config.sample.num_videos], jax.random.fold_in(key, 2), out_dir, horizon)
   if save_videos:
