@@ -112,7 +112,8 @@ def test_swap_agreement_of_a_perfect_model_is_zero_beside_the_random_baseline():
 def test_embedding_table_finds_each_label_in_its_own_code():
   videos, labels = labelled_videos(0)
   test_videos, test_labels = labelled_videos(1)
-  table = protocols.embedding_table(PixelCodec(), PixelJudge(), videos, labels, test_videos, test_labels)
+  codec = PixelCodec()
+  table = protocols.embedding_table(PixelJudge(), protocols.encode_all(codec, videos), labels, protocols.encode_all(codec, test_videos), test_labels)
   assert table["action_from_dynamics"] == 1.0 and table["hair_from_static"] == 1.0
   assert table["action_from_static"] < 0.4 and table["hair_from_dynamics"] < 0.5
 

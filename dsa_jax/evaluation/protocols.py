@@ -117,11 +117,9 @@ def swap_agreement(trained: Judge, real_probabilities: dict[str, np.ndarray], ge
 
 
 def embedding_table(
-    codec: Codec, trained: Judge, train_videos: np.ndarray, train_labels: dict[str, np.ndarray],
-    test_videos: np.ndarray, test_labels: dict[str, np.ndarray],
+    trained: Judge, train_codes: Codes, train_labels: dict[str, np.ndarray], test_codes: Codes, test_labels: dict[str, np.ndarray],
 ) -> dict[str, float]:
-  """VDSM's Table 1: every label classified from the static and from the dynamic codes (fitted on train codes)."""
-  train_codes, test_codes = encode_all(codec, train_videos), encode_all(codec, test_videos)
+  """VDSM's Table 1: every label classified from the static and from the dynamic codes (`encode_all`; fitted on train codes)."""
   table = {}
   for head, count in trained.classes.items():
     for part in ("static", "dynamics"):

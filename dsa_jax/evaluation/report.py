@@ -145,15 +145,18 @@ def evaluate_run(
   train_videos, train_labels = load_labelled(run.config.data, "train", trained.info, num_train_codes)
   key = jax.random.key(seed)
   seconds: dict[str, float] = {}
+  if code_source == "train_density" and len(train_videos) < density_components:
+    raise judges.JudgeError(
+        f"The code density has {density_components} components but num_train_codes gave {len(train_videos)} training videos; "
+        f"raise num_train_codes to at least {density_components} or lower density_components."
+    )
+  with timed(seconds, "embedding_table"):
+    train_codes = protocols.encode_all(run.codec, train_videos)
+    embedding = protocols.embedding_table(trained, train_codes, train_labels, protocols.encode_all(run.codec, test_videos), test_labels)
   density = None
   if code_source == "train_density":
-    if len(train_videos) < density_components:
-      raise judges.JudgeError(
-          f"The code density has {density_components} components but num_train_codes gave {len(train_videos)} training videos; "
-          f"raise num_train_codes to at least {density_components} or lower density_components."
-      )
     with timed(seconds, "code_density"):
-      density = code_density.fit_codes(protocols.encode_all(run.codec, train_videos), jax.random.fold_in(key, 3), density_components)
+      density = code_density.fit_codes(train_codes, jax.random.fold_in(key, 3), density_components)
     notes.append(
         f"the protocols drew codes from a {density_components}-component mixture fitted to {len(train_videos)} training videos' "
         "codes, not from the priors: not comparable with published rows"
@@ -162,8 +165,6 @@ def evaluate_run(
     standard, reverse, generated = protocols.protocols(
         run.codec, trained, test_videos, test_labels, jax.random.fold_in(key, 0), rounds, density
     )
-  with timed(seconds, "embedding_table"):
-    embedding = protocols.embedding_table(run.codec, trained, train_videos, train_labels, test_videos, test_labels)
   with timed(seconds, "swap_agreement"):
     real_probabilities, _ = trained.predict(test_videos)
     agreement = protocols.swap_agreement(trained, real_probabilities, generated)
