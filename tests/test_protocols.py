@@ -85,7 +85,10 @@ def test_real_videos_as_generations_reach_the_ceiling_row():
 
 def test_a_perfect_model_scores_accuracy_one_and_the_reverse_protocol_keeps_the_static_labels():
   videos, labels = labelled_videos()
-  standard, reverse, generated = protocols.protocols(PixelCodec(), PixelJudge(), videos, labels, jax.random.key(0), rounds=3)
+  codec = PixelCodec()
+  standard, reverse, generated = protocols.protocols(
+      codec, PixelJudge(), protocols.encode_all(codec, videos), labels, T, jax.random.key(0), rounds=3
+  )
   assert standard["action_accuracy"] == {"mean": 1.0, "std": 0.0}
   assert standard["action_inception_score"]["mean"] == pytest.approx(9.0)
   assert reverse["hair_accuracy"] == {"mean": 1.0, "std": 0.0}
@@ -95,15 +98,16 @@ def test_a_perfect_model_scores_accuracy_one_and_the_reverse_protocol_keeps_the_
 
 def test_a_model_that_ignores_its_dynamics_scores_chance():
   videos, labels = labelled_videos()
-  standard, _, _ = protocols.protocols(PixelCodec(ignore_dynamics=True), PixelJudge(), videos, labels, jax.random.key(0), 2)
+  codec = PixelCodec(ignore_dynamics=True)
+  standard, _, _ = protocols.protocols(codec, PixelJudge(), protocols.encode_all(codec, videos), labels, T, jax.random.key(0), 2)
   assert standard["action_accuracy"]["mean"] == pytest.approx(1 / ACTIONS)  # always action 0
   assert standard["action_inception_score"]["mean"] == pytest.approx(1.0)
 
 
 def test_swap_agreement_of_a_perfect_model_is_zero_beside_the_random_baseline():
   videos, labels = labelled_videos()
-  judge = PixelJudge()
-  _, _, generated = protocols.protocols(PixelCodec(), judge, videos, labels, jax.random.key(1), 1)
+  judge, codec = PixelJudge(), PixelCodec()
+  _, _, generated = protocols.protocols(codec, judge, protocols.encode_all(codec, videos), labels, T, jax.random.key(1), 1)
   scores = protocols.swap_agreement(judge, judge.predict(videos)[0], generated)
   assert scores["action_disagreement"] == 0.0 and scores["hair_disagreement"] == 0.0
   assert scores["action_random_disagreement"] == pytest.approx(8 / 9) and scores["hair_random_disagreement"] == pytest.approx(5 / 6)
@@ -120,22 +124,27 @@ def test_embedding_table_finds_each_label_in_its_own_code():
 
 def test_frechet_distance_of_perfect_reconstructions():
   videos, _ = labelled_videos()
-  scores = protocols.frechet_and_reconstruction(PixelCodec(), PixelJudge(), videos, jax.random.key(0))
+  judge, codec = PixelJudge(), PixelCodec()
+  scores = protocols.frechet_and_reconstruction(
+      codec, judge, videos, protocols.encode_all(codec, videos), judge.predict(videos)[1], jax.random.key(0)
+  )
   assert scores["reconstruction_mse"] == 0.0
   assert scores["judge_frechet_distance"] >= 0.0
-  assert metrics.frechet_distance(*(PixelJudge().predict(videos)[1],) * 2) == pytest.approx(0.0, abs=1e-9)
+  assert metrics.frechet_distance(*(judge.predict(videos)[1],) * 2) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_draws_from_a_density_fitted_to_the_codes_keep_what_an_off_manifold_prior_loses():
   videos, labels = labelled_videos()
   codec = OffPriorCodec()
-  from_prior, _, _ = protocols.protocols(codec, PixelJudge(), videos, labels, jax.random.key(0), 2)
+  from_prior, _, _ = protocols.protocols(codec, PixelJudge(), protocols.encode_all(codec, videos), labels, T, jax.random.key(0), 2)
   assert from_prior["action_accuracy"]["mean"] == pytest.approx(1 / ACTIONS)  # every action blanked to action 0
   train_codes = protocols.encode_all(codec, labelled_videos(1)[0])
   points = code_density.flatten(train_codes)  # [N, 1 + T]: one narrow component on each training video's codes
   components = Gaussian(points, jnp.full_like(points, 1e-3))
   density = code_density.CodeDensity(jnp.full(N, -np.log(N)), components, 1, train_codes.dynamics.shape[1:])
-  from_density, reverse, _ = protocols.protocols(codec, PixelJudge(), videos, labels, jax.random.key(0), 2, density)
+  from_density, reverse, _ = protocols.protocols(
+      codec, PixelJudge(), protocols.encode_all(codec, videos), labels, T, jax.random.key(0), 2, density
+  )
   assert from_density["action_accuracy"] == {"mean": 1.0, "std": 0.0}
   assert reverse["hair_accuracy"] == {"mean": 1.0, "std": 0.0}
   assert abs(reverse["action_accuracy"]["mean"] - 1 / ACTIONS) < 0.1  # dynamics from the density's marginal: chance
@@ -144,7 +153,8 @@ def test_draws_from_a_density_fitted_to_the_codes_keep_what_an_off_manifold_prio
 def test_prior_draws_are_unchanged_by_the_density_option():
   videos, labels = labelled_videos()
   key = jax.random.key(3)
-  standard, reverse, generated = protocols.protocols(PixelCodec(), PixelJudge(), videos, labels, key, 1)
+  codec = PixelCodec()
+  standard, reverse, generated = protocols.protocols(codec, PixelJudge(), protocols.encode_all(codec, videos), labels, T, key, 1)
   static_key, dynamics_key, _ = jax.random.split(jax.random.fold_in(key, 0), 3)
   np.testing.assert_array_equal(generated["standard"][:, 0, 0, 0, 1], np.asarray(PixelCodec().sample_static(static_key, N))[:, 0])
   np.testing.assert_array_equal(generated["reverse"][:, 0, 0, 0, 0], np.asarray(PixelCodec().sample_dynamics(dynamics_key, N, T))[:, 0, 0])

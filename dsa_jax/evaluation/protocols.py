@@ -78,12 +78,11 @@ def draw_dynamics(codec: Codec, density: code_density.CodeDensity | None, key: j
 
 
 def protocols(
-    codec: Codec, trained: Judge, videos: np.ndarray, labels: dict[str, np.ndarray], key: jax.Array, rounds: int,
+    codec: Codec, trained: Judge, codes: Codes, labels: dict[str, np.ndarray], num_frames: int, key: jax.Array, rounds: int,
     density: code_density.CodeDensity | None = None,
 ) -> tuple[dict, dict, dict[str, np.ndarray]]:
-  """Standard and reverse protocols over `rounds` draws (priors, or `density`): ({metric: mean, std} each) and the last round's videos."""
-  codes = encode_all(codec, videos)
-  num_videos, num_frames = videos.shape[:2]
+  """Standard and reverse protocols on test codes over `rounds` draws (priors, or `density`): ({metric: mean, std} each), last videos."""
+  num_videos = len(codes.static)
   standard, reverse, last = [], [], {}
   for round_index in tqdm.trange(rounds, desc="protocol rounds", file=sys.stderr):
     static_key, dynamics_key, decode_key = jax.random.split(jax.random.fold_in(key, round_index), 3)
@@ -129,17 +128,18 @@ def embedding_table(
   return table
 
 
-def frechet_and_reconstruction(codec: Codec, trained: Judge, videos: np.ndarray, key: jax.Array) -> dict[str, float]:
-  """The judge Frechet distance of generations from the priors to the test videos, and the reconstruction MSE."""
+def frechet_and_reconstruction(
+    codec: Codec, trained: Judge, videos: np.ndarray, codes: Codes, real_features: np.ndarray, key: jax.Array,
+) -> dict[str, float]:
+  """The judge Frechet distance of generations from the priors to the test videos' features, and the reconstruction MSE from their codes."""
   generate_key, reconstruct_key = jax.random.split(key)
   num_frames = videos.shape[1]
   generated = np.concatenate([
       np.asarray(sampling.generate(codec, jax.random.fold_in(generate_key, start), len(videos[start : start + BATCH]), num_frames))
       for start in range(0, len(videos), BATCH)
   ])
-  _, real_features = trained.predict(videos)
   _, generated_features = trained.predict(generated)
-  reconstructed = decode_all(codec, encode_all(codec, videos), reconstruct_key, num_frames)
+  reconstructed = decode_all(codec, codes, reconstruct_key, num_frames)
   return {
       "judge_frechet_distance": metrics.frechet_distance(real_features, generated_features),
       "reconstruction_mse": float(np.mean((reconstructed - videos) ** 2)),

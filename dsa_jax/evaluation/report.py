@@ -152,7 +152,8 @@ def evaluate_run(
     )
   with timed(seconds, "embedding_table"):
     train_codes = protocols.encode_all(run.codec, train_videos)
-    embedding = protocols.embedding_table(trained, train_codes, train_labels, protocols.encode_all(run.codec, test_videos), test_labels)
+    test_codes = protocols.encode_all(run.codec, test_videos)
+    embedding = protocols.embedding_table(trained, train_codes, train_labels, test_codes, test_labels)
   density = None
   if code_source == "train_density":
     with timed(seconds, "code_density"):
@@ -163,13 +164,15 @@ def evaluate_run(
     )
   with timed(seconds, "protocols"):
     standard, reverse, generated = protocols.protocols(
-        run.codec, trained, test_videos, test_labels, jax.random.fold_in(key, 0), rounds, density
+        run.codec, trained, test_codes, test_labels, test_videos.shape[1], jax.random.fold_in(key, 0), rounds, density
     )
   with timed(seconds, "swap_agreement"):
-    real_probabilities, _ = trained.predict(test_videos)
+    real_probabilities, real_features = trained.predict(test_videos)
     agreement = protocols.swap_agreement(trained, real_probabilities, generated)
   with timed(seconds, "generation"):
-    generation = protocols.frechet_and_reconstruction(run.codec, trained, test_videos, jax.random.fold_in(key, 1))
+    generation = protocols.frechet_and_reconstruction(
+        run.codec, trained, test_videos, test_codes, real_features, jax.random.fold_in(key, 1)
+    )
   results = {
       "run": run.directory, "step": run.step, "stage": run.stage, "rounds": rounds, "seed": seed, "notes": notes,
       "num_test_videos_requested": num_test_videos, "train_codes_requested": num_train_codes,
