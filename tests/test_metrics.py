@@ -94,6 +94,8 @@ def test_the_comparison_table_puts_each_run_in_a_column_and_leaves_missing_metri
       "| generation | reconstruction_mse | 0.1250 |  |",
       "| embedding_table | hair_from_static |  | 0.7500 |",
   ]
+  from_density = second | {"code_source": "train_density"}
+  assert report.comparison_table({"a": first, "b": from_density}).splitlines()[5:6] == ["| run | code_source | prior | train_density |"]
 
 
 def test_the_results_table_reads_names_holding_equals_signs_and_names_a_missing_file(tmp_path):

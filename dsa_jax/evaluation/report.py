@@ -106,7 +106,7 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 
 def comparison_table(named_results: dict[str, dict[str, Any]]) -> str:
-  """Several runs' results.json side by side: a row per metric (mean +- std over rounds), a column per run."""
+  """Several runs' results.json side by side: a row per metric (mean +- std over rounds), a column per run, code_source if any differ."""
   names = list(named_results)
   rows: dict[tuple[str, str], list[str]] = {}
   for column, results in enumerate(named_results.values()):
@@ -116,8 +116,11 @@ def comparison_table(named_results: dict[str, dict[str, Any]]) -> str:
         rows.setdefault((group, metric), [""] * len(names))[column] = cell
   header = ["group", "metric", *names]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  for run_info in ("step", "rounds", "test_videos"):
-    lines.append(f"| run | {run_info} | " + " | ".join(str(results[run_info]) for results in named_results.values()) + " |")
+  run_rows = {name: [str(results[name]) for results in named_results.values()] for name in ("step", "rounds", "test_videos")}
+  sources = [results.get("code_source", "prior") for results in named_results.values()]  # results before the option drew from the priors
+  if set(sources) != {"prior"}:
+    run_rows["code_source"] = sources
+  lines += [f"| run | {name} | " + " | ".join(cells) + " |" for name, cells in run_rows.items()]
   lines += [f"| {group} | {metric} | " + " | ".join(cells) + " |" for (group, metric), cells in rows.items()]
   return "\n".join(lines)
 
