@@ -24,7 +24,7 @@ flags.DEFINE_integer("rounds", 5, "Protocol rounds.")
 flags.DEFINE_integer("num_test_videos", None, "Test videos scored (default all).")
 flags.DEFINE_bool("allow_weak_judge", False, "Allow a judge under 99% on a head.")
 
-PARTS = ("protocols", "embedding_table", "swap_agreement", "generation")
+PARTS = ("encoding", "protocols", "embedding_table", "swap_agreement", "generation")
 HEADER = ("run", "step", "test_videos", "rounds", *(f"{part}_s" for part in PARTS), "other_s", "total_s", "cpu_s", "peak_rss_GB")
 
 

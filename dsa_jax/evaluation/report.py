@@ -153,9 +153,10 @@ def evaluate_run(
         f"The code density has {density_components} components but num_train_codes gave {len(train_videos)} training videos; "
         f"raise num_train_codes to at least {density_components} or lower density_components."
     )
-  with timed(seconds, "embedding_table"):
+  with timed(seconds, "encoding"):
     train_codes = protocols.encode_all(run.codec, train_videos)
     test_codes = protocols.encode_all(run.codec, test_videos)
+  with timed(seconds, "embedding_table"):
     embedding = protocols.embedding_table(trained, train_codes, train_labels, test_codes, test_labels)
   density = None
   if code_source == "train_density":
