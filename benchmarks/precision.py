@@ -18,6 +18,7 @@ from absl import app, flags
 
 from benchmarks import tables
 from dsa_jax import metric_writer, runs, train
+from dsa_jax.evaluation import evaluators
 from experiments import dsa_pendulum, vdsm_sprites
 
 FLAGS = flags.FLAGS
@@ -39,7 +40,7 @@ def pendulum_quick(seed: int, dtype: str, workdir: str) -> dict:
   config = dsa_pendulum.get_config("quick")
   config.seed, config.train.compute_dtype, config.data.data_dir = seed, dtype, FLAGS.data_dir
   train.train_and_evaluate(config, workdir)
-  with open(os.path.join(runs.sample_dir(workdir, config.train.num_steps), runs.EVALUATION_FILE)) as file:
+  with open(os.path.join(runs.sample_dir(workdir, config.train.num_steps), evaluators.EVALUATION_FILE)) as file:
     scores = json.load(file)
   steps_per_second = metric_writer.read_metrics(workdir)[config.train.num_steps]["steps_per_second"]
   return {"dtype": dtype, "seed": seed, **{name: scores[name] for name in SWAP_STATISTICS}, "steps_per_s": steps_per_second}

@@ -100,23 +100,40 @@ def _summary(error: BaseException) -> str:
   return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
-def _preservation_policy(save_every: int, max_to_keep: int) -> ocp.checkpoint_managers.PreservationPolicy:
-  """Keeps the newest `max_to_keep` steps on the `save_every` cadence and the newest step whatever it is."""
+class KeepSelected:
+  """An orbax preservation policy that keeps the run's selected step (`selection.py`), whatever the others decide."""
+
+  def __init__(self, step: int | None = None):
+    self.step = step
+
+  def should_preserve(self, checkpoints, *, context) -> list[bool]:
+    """True for the checkpoint at the selected step."""
+    del context
+    return [checkpoint.step == self.step for checkpoint in checkpoints]
+
+
+def _preservation_policy(save_every: int, max_to_keep: int, selected: KeepSelected) -> ocp.checkpoint_managers.PreservationPolicy:
+  """Keeps the newest `max_to_keep` steps on the `save_every` cadence, the newest step whatever it is, and the selected one."""
   # A forced step off the cadence (written on SIGTERM) serves only to resume: it never evicts a
   # cadence step that a learning curve scores, and goes once a newer step is written.
   return ocp.checkpoint_managers.AnyPreservationPolicy([
       ocp.checkpoint_managers.LatestN(n=1),
       ocp.checkpoint_managers.EveryNSteps(interval_steps=save_every, max_to_keep=max_to_keep),
+      selected,
   ])
 
 
 class Checkpointer:
   """Saves every `save_every` steps (and when forced); restores the newest intact step by default.
 
-  `max_to_keep` counts the steps on the cadence; the newest step is kept besides when it is off it.
+  `max_to_keep` counts the steps on the cadence; the newest step is kept besides when it is off it,
+  and so is `selected_step` (the checkpoint chosen on validation scores; `select` moves it).
   """
 
-  def __init__(self, directory: str, save_every: int, max_to_keep: int = 3, read_only: bool = False):
+  def __init__(
+      self, directory: str, save_every: int, max_to_keep: int = 3, read_only: bool = False,
+      selected_step: int | None = None,
+  ):
     if not read_only and max_to_keep < 1:
       raise CheckpointError(
           f"config.train.max_checkpoints is {max_to_keep}; it must be at least 1: it is how many checkpoints "
@@ -129,10 +146,11 @@ class Checkpointer:
     self._saving_bytes = 0
     self._damage_by_step: dict[int, str | None] = {}
     self._reported_damaged: set[int] = set()
+    self._selected = KeepSelected(selected_step)
     self._manager = ocp.CheckpointManager(
         directory,
         options=ocp.CheckpointManagerOptions(
-            preservation_policy=None if read_only else _preservation_policy(save_every, max_to_keep),
+            preservation_policy=None if read_only else _preservation_policy(save_every, max_to_keep, self._selected),
             save_interval_steps=0 if read_only else 1,
             create=not read_only,
             read_only=read_only,
@@ -151,6 +169,10 @@ class Checkpointer:
     # complete step has its manifest, so that collection never leaves only unverifiable steps.
     if jax.process_index() == 0:
       _write_manifest(f"{self._step_folder(self._saving_step)}{ocp.path.atomicity.TMP_DIR_SUFFIX}")
+
+  def select(self, step: int) -> None:
+    """Keeps the checkpoint at `step` (saved or about to be) from now on, instead of the one selected before."""
+    self._selected.step = step
 
   def latest_step(self) -> int | None:
     """The newest complete checkpoint's step (intact or not), or None."""

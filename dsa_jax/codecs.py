@@ -13,6 +13,10 @@ it and no caller passes model settings. Videos are [B, T, H, W, C], floats in [0
 `rollout_temperature` scales the standard-normal noise of that per-frame prior wherever a codec
 draws from it (1, the default: the model as trained; 0: its means, a deterministic rollout);
 `dataclasses.replace(codec, rollout_temperature=t)` gives a codec at another temperature.
+
+`sample_dynamics_means` takes the draw `sample_dynamics` makes from the same key and returns, at
+each step, the mean of the prior's conditional given the sampled past: the codes the field's
+reverse protocol decodes (C-DSVAE's `forward_fixed_content_for_classification`).
 """
 
 import dataclasses
@@ -54,6 +58,9 @@ class Codec(Protocol):
 
   def sample_dynamics(self, key: jax.Array, num_videos: int, num_frames: int) -> jax.Array:
     """Dynamic codes of N videos of num_frames from their prior."""
+
+  def sample_dynamics_means(self, key: jax.Array, num_videos: int, num_frames: int) -> jax.Array:
+    """The prior's per-step conditional means along the rollout sample_dynamics draws from the same key."""
 
   def continue_from(self, videos, key: jax.Array, num_frames: int) -> jax.Array:
     """[B, num_frames, ...] conditioned on each video's frames (any number), then the priors."""
@@ -115,6 +122,10 @@ def _dsa_sample_dynamics(module: dsa.DSA, temperature, num_videos: int, num_fram
   return module.sample_dynamics(num_videos, num_frames, temperature)
 
 
+def _dsa_sample_dynamics_means(module: dsa.DSA, temperature, num_videos: int, num_frames: int) -> jax.Array:
+  return module.sample_dynamics_means(num_videos, num_frames, temperature)
+
+
 @dataclasses.dataclass(frozen=True)
 class DSACodec:
   """DSA's codes: static f, dynamics z_1:T; decoding past T continues z with the prior."""
@@ -146,6 +157,11 @@ class DSACodec:
     """z [N, T, Z] rolled out from p(z_t | z_<t) on its own samples."""
     temperature = jnp.float32(self.rollout_temperature)
     return _run(self.model, _dsa_sample_dynamics, self.params, (temperature,), key, (num_videos, num_frames))
+
+  def sample_dynamics_means(self, key, num_videos: int, num_frames: int) -> jax.Array:
+    """Means [N, T, Z] of p(z_t | z_<t) at sample_dynamics' z_<t for the same key: 0 at t = 1, then the cell's loc."""
+    temperature = jnp.float32(self.rollout_temperature)
+    return _run(self.model, _dsa_sample_dynamics_means, self.params, (temperature,), key, (num_videos, num_frames))
 
   def continue_from(self, videos, key, num_frames: int) -> jax.Array:
     """f and z_1:k of each video's k frames (posterior means), then the prior for the rest."""
@@ -214,6 +230,10 @@ class VDSMCodec:
     del num_frames
     return _run(self.model, _vdsm_sample_action, self.params, (key,), None, (num_videos,))
 
+  def sample_dynamics_means(self, key, num_videos: int, num_frames: int) -> jax.Array:
+    """sample_dynamics' d ~ p(d) itself: d is the sampled path, and decode already takes the pose means given it."""
+    return self.sample_dynamics(key, num_videos, num_frames)
+
   def continue_from(self, videos, key, num_frames: int) -> jax.Array:
     """s and d of each video's k frames, the combiner's poses for those k, then the transition."""
     videos = as_videos(videos)
@@ -272,6 +292,11 @@ class VDSMPoseCodec:
     """Poses z [N, T, Z], independent draws from p(z_t) = N(0, I)."""
     args = (key, jnp.float32(self.rollout_temperature))
     return _run(self.model, _pose_sample, self.params, args, None, (num_videos, num_frames))
+
+  def sample_dynamics_means(self, key, num_videos: int, num_frames: int) -> jax.Array:
+    """Zeros [N, T, Z]: p(z_t) = N(0, I) does not depend on z_<t, so each step's mean is 0 whatever the draw."""
+    del key
+    return jnp.zeros((num_videos, num_frames, self.model.config.dim_z))
 
   def continue_from(self, videos, key, num_frames: int) -> jax.Array:
     """s and the poses of each video's frames, then poses from p(z_t)."""

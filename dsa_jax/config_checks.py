@@ -4,6 +4,7 @@ import math
 
 import ml_collections
 
+from dsa_jax import selection
 from dsa_jax.models import layers
 from dsa_jax.tasks import ConfigError
 
@@ -27,6 +28,7 @@ AT_LEAST_ZERO = (
 )
 AT_LEAST_ZERO_INTEGER = ("train.cooldown_steps",)
 MINIMUM_SAMPLE_VIDEOS = 2  # a static source and a dynamics source
+EVAL_FIELDS = {"type", "every_steps", "num_videos", "rounds", "judge"}
 
 
 def _value(config: ml_collections.ConfigDict, dotted: str):
@@ -56,6 +58,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     layers.compute_dtype(config.train.get("compute_dtype", "float32"))
   except ValueError as error:
     raise ConfigError(str(error)) from None
+  validate_evals(config)
   if config.sample.num_videos < MINIMUM_SAMPLE_VIDEOS:
     raise _bad("sample.num_videos", config.sample.num_videos, f"at least {MINIMUM_SAMPLE_VIDEOS} (swaps need two videos)")
   if config.sample.num_evaluation_videos < MINIMUM_SAMPLE_VIDEOS:
@@ -63,3 +66,34 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "sample.num_evaluation_videos", config.sample.num_evaluation_videos,
         f"at least {MINIMUM_SAMPLE_VIDEOS} (swaps need two videos)",
     )
+
+
+def validate_evals(config: ml_collections.ConfigDict) -> None:
+  """Refuses an in-loop evaluator that cannot run (no validation split, off the checkpoint cadence) and a bad select rule."""
+  evals = config.get("evals", {})
+  for name, options in evals.items():
+    unknown = sorted(set(options) - EVAL_FIELDS)
+    if unknown or not {"type", "every_steps", "num_videos"} <= set(options):
+      raise ConfigError(
+          f"config.evals.{name} has fields {sorted(options)}; it needs type, every_steps and num_videos "
+          f"(optional: rounds, judge){f' and has unknown {unknown}' if unknown else ''}."
+      )
+    for field in ("every_steps", "num_videos", "rounds"):
+      value = options.get(field, 1)
+      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _bad(f"evals.{name}.{field}", value, "an integer of at least 1")
+    if options.every_steps % config.train.checkpoint_every:
+      raise _bad(
+          f"evals.{name}.every_steps", options.every_steps,
+          f"a multiple of config.train.checkpoint_every={config.train.checkpoint_every} (the scored steps are checkpoints)",
+      )
+    if not config.data.validation_videos:
+      raise ConfigError(
+          f"config.evals.{name} scores the validation split, but config.data.validation_videos is 0; "
+          "set it to hold out training videos, or remove the evaluator."
+      )
+  if evals:
+    try:
+      selection.rule(config.select, evals)
+    except ValueError as error:
+      raise ConfigError(str(error)) from None

@@ -141,14 +141,40 @@ class Subset:
     return read_examples(self.source, [int(self.indices[i]) for i in indices])
 
 
-def split_validation(source, count: int) -> tuple[Subset, Subset]:
-  """(train, validation): `count` examples of a training split drawn once with a fixed seed, and the rest."""
-  if not 0 < count < len(source):
+def held_out_identity_key(name: str) -> str | None:
+  """The label whose values a dataset's test split shares none of with train (Sprites: character), or None."""
+  return getattr(builder_class(name), "HELD_OUT_BY", None)
+
+
+def validation_mask(count: int, identities: np.ndarray | None, size: int) -> np.ndarray:
+  """[N] bool: the training examples held out for validation, drawn once with VALIDATION_SEED.
+
+  Without identities, `count` examples; with identities [N], whole identities in a fixed random
+  order until at least `count` examples are held out, so no identity is in both parts.
+  """
+  if not 0 < count < size:
     raise DataError(
-        f"config.data.validation_videos={count} must be above 0 and below the {len(source)} training videos; lower it."
+        f"config.data.validation_videos={count} must be above 0 and below the {size} training videos; lower it."
     )
-  held_out = np.zeros(len(source), bool)
-  held_out[np.random.default_rng(VALIDATION_SEED).permutation(len(source))[:count]] = True
+  rng = np.random.default_rng(VALIDATION_SEED)
+  held_out = np.zeros(size, bool)
+  if identities is None:
+    held_out[rng.permutation(size)[:count]] = True
+    return held_out
+  for identity in rng.permutation(np.unique(identities)):
+    held_out |= identities == identity
+    if held_out.sum() >= count:
+      break
+  if held_out.all():
+    raise DataError(
+        f"config.data.validation_videos={count} holds out every training identity; lower it below {size}."
+    )
+  return held_out
+
+
+def split_validation(source, count: int, identities: np.ndarray | None = None) -> tuple[Subset, Subset]:
+  """(train, validation): `count` examples of a training split (whole identities when given), and the rest."""
+  held_out = validation_mask(count, identities, len(source))
   return Subset(source, np.flatnonzero(~held_out)), Subset(source, np.flatnonzero(held_out))
 
 
@@ -167,7 +193,8 @@ def load_source(data_config: ml_collections.ConfigDict, split: str):
   """A random-access source of one split, building (once, then cached) if needed; refuses damaged files.
 
   With config.data.validation_videos > 0, "train" is the training split without its validation
-  videos and "validation" those videos (split_validation).
+  videos and "validation" those videos (split_validation): whole identities where the dataset's
+  test split holds out identities (held_out_identity_key), random videos otherwise.
   """
   if split not in ("train", "validation"):
     return builder_split(data_config, split)
@@ -175,7 +202,10 @@ def load_source(data_config: ml_collections.ConfigDict, split: str):
     if split == "validation":
       raise DataError("There is no validation split: set config.data.validation_videos to hold out some training videos.")
     return builder_split(data_config, split)
-  train, validation = split_validation(builder_split(data_config, "train"), data_config.validation_videos)
+  whole_train = builder_split(data_config, "train")
+  key = held_out_identity_key(data_config.name)
+  identities = None if key is None else label_values(whole_train, key)
+  train, validation = split_validation(whole_train, data_config.validation_videos, identities)
   return train if split == "train" else validation
 
 
@@ -245,16 +275,20 @@ def batch_indices(seed: int, step: int, batch_size: int, size: int) -> np.ndarra
   return epoch_permutation(seed, epoch, size)[position * batch_size : (position + 1) * batch_size]
 
 
-def identity_labels(source, dataset_name: str) -> np.ndarray:
-  """The identity label [N] of every example of a split (colour, character, subject, digits)."""
-  if dataset_name not in IDENTITY_KEYS:
-    raise DataError(f"Dataset {dataset_name} has no identity label for identity groups; set config.data.group_size=1.")
-  key = IDENTITY_KEYS[dataset_name]
+def label_values(source, key: str) -> np.ndarray:
+  """One integer label [N] of every example of a split."""
   labels = np.empty(len(source), np.int64)
   for start in range(0, len(source), 256):
     examples = read_examples(source, list(range(start, min(start + 256, len(source)))))
     labels[start : start + len(examples)] = [example[key] for example in examples]
   return labels
+
+
+def identity_labels(source, dataset_name: str) -> np.ndarray:
+  """The identity label [N] of every example of a split (colour, character, subject, digits)."""
+  if dataset_name not in IDENTITY_KEYS:
+    raise DataError(f"Dataset {dataset_name} has no identity label for identity groups; set config.data.group_size=1.")
+  return label_values(source, IDENTITY_KEYS[dataset_name])
 
 
 def group_members(identities: np.ndarray, anchors: np.ndarray, group_size: int, rng: np.random.Generator) -> np.ndarray:

@@ -61,19 +61,27 @@ class MetricWriter:
     """A console line above the progress bar."""
     self._bar.write(line)
 
-  def write_scalars(self, step: int, scalars: dict[str, float], steps_per_second: float, wall_seconds: float) -> None:
-    """Logs scalars, speed and the stage's training wall time at step to TensorBoard (train/NAME), metrics.jsonl and the console."""
+  def write_scalars(
+      self, step: int, scalars: dict[str, float], steps_per_second: float, wall_seconds: float,
+      evaluations: dict[str, float] | None = None,
+  ) -> None:
+    """Logs scalars (train/NAME), speed, the stage's wall time and validation scores (EVALUATOR/SCORE) at step, to every sink."""
+    evaluations = evaluations or {}
     eta = (self._num_steps - step) / max(steps_per_second, 1e-9)
     terms = " ".join(f"{name}={value:.4g}" for name, value in scalars.items())
     self._bar.set_postfix({k: f"{scalars[k]:.4g}" for k in ("loss", "kl_f", "kl_z") if k in scalars})
     self.print(f"step {step}/{self._num_steps} | {terms} | {steps_per_second:.2f} steps/s | ETA {format_duration(eta)}")
+    if evaluations:
+      self.print(f"step {step} validation | " + " ".join(f"{name}={value:.4g}" for name, value in evaluations.items()))
     if not self._writes_files:
       return
     timing = {"steps_per_second": steps_per_second, "wall_seconds": wall_seconds}
     for name, value in {**scalars, **timing}.items():
       self._tensorboard.add_scalar(f"train/{name}", value, step)
+    for name, value in evaluations.items():
+      self._tensorboard.add_scalar(name, value, step)
     with open(os.path.join(self._workdir, METRICS_FILE), "a") as file:
-      file.write(json.dumps({"step": step, **scalars, **timing}) + "\n")
+      file.write(json.dumps({"step": step, **scalars, **timing, **evaluations}) + "\n")
     self._tensorboard.flush()
 
   def write_pictures(self, step: int, pictures: dict[str, np.ndarray]) -> None:

@@ -1,6 +1,5 @@
-"""A trained run read back from its workdir (`restore`), and the sample and evaluation files of a model."""
+"""A trained run read back from its workdir (`restore`)."""
 
-import json
 import os
 import sys
 from typing import Any, NamedTuple
@@ -9,9 +8,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from dsa_jax import checkpointing, codecs, data, evaluation, sample_files, tasks, visualize, workdirs
+from dsa_jax import checkpointing, codecs, data, tasks, workdirs
 
-EVALUATION_FILE = "evaluation.json"
 DENSITY_VIDEOS = 512  # experiments/base.py's config.sample.num_density_videos, for runs saved before it existed
 
 
@@ -92,28 +90,13 @@ def load_videos(data_config: ml_collections.ConfigDict, split: str, count: int) 
   return np.asarray(data.to_unit_interval(batch[data.VIDEO_KEY]))
 
 
-def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """A run's parameter-init, training and sample keys, all from config.seed."""
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+  """A run's parameter-init, training, sample and validation-evaluation keys, all from config.seed."""
   root_key = jax.random.key(seed)
-  return tuple(jax.random.fold_in(root_key, i) for i in range(3))
+  init_key, train_key, sample_key, evaluation_key = (jax.random.fold_in(root_key, i) for i in range(4))
+  return init_key, train_key, sample_key, evaluation_key
 
 
 def sample_dir(directory: str, step: int) -> str:
   """Where the sample files of a checkpoint step are written."""
   return os.path.join(directory, "samples", f"step_{step}")
-
-
-def write_results(
-    codec: codecs.Codec, config: ml_collections.ConfigDict, visual_videos, evaluation_videos, key, out_dir: str
-) -> tuple[list[str], dict[str, float]]:
-  """Writes sample files and, where config.evaluators names any, evaluation.json into out_dir."""
-  horizon = config.sample.num_frames or config.data.num_frames
-  sample_key, evaluation_key = jax.random.split(key)
-  paths = sample_files.write_samples(codec, visual_videos, sample_key, out_dir, horizon)
-  density_count = config.sample.get("num_density_videos", DENSITY_VIDEOS)
-  density_videos = load_videos(config.data, "train", density_count) if config.evaluators else None
-  scores = evaluation.evaluate(config.evaluators, codec, evaluation_videos, evaluation_key, horizon, density_videos)
-  if scores:
-    content = json.dumps(scores, indent=2).encode()
-    paths.append(visualize.write_atomically(os.path.join(out_dir, EVALUATION_FILE), content))
-  return paths, scores

@@ -22,7 +22,10 @@ import optax
 from flax.training import train_state as flax_train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from dsa_jax import checkpointing, config_checks, data, distributed, metric_writer, runs, sample_files, stopping, tasks, workdirs
+from dsa_jax import (
+    checkpointing, config_checks, data, distributed, metric_writer, runs, sample_files, selection, stopping, tasks, workdirs,
+)
+from dsa_jax.evaluation import evaluators
 
 TrainState = flax_train_state.TrainState
 DATA_AXIS, MODEL_AXIS = "data", "model"
@@ -204,12 +207,13 @@ class _Window:
 
 
 class TrainingData(NamedTuple):
-  """What every stage of a run reads: the training split and fixed test videos."""
+  """What every stage of a run reads: the training split, fixed test videos to show, and the validation evaluators."""
 
   train: Any
   config: ml_collections.ConfigDict  # config.data
   visual_videos: np.ndarray  # [N, T, H, W, C] float test videos for images and samples
-  evaluation_videos: np.ndarray  # [M, T, H, W, C] float test videos scored at the end
+  validation: list[evaluators.Scheduled]  # config.evals, built on the validation split
+  chosen_by: selection.Rule | None  # config.select's rule, when config.evals runs its evaluator
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -217,8 +221,9 @@ class TrainingData(NamedTuple):
     return tuple(self.visual_videos.shape[2:])
 
 
-def load_training_data(data_config: ml_collections.ConfigDict, sample_config: ml_collections.ConfigDict) -> TrainingData:
-  """The training split (built on first use) and the test videos of a run."""
+def load_training_data(config: ml_collections.ConfigDict) -> TrainingData:
+  """The training split (built on first use), the test videos shown, and the validation evaluators of a run."""
+  data_config, sample_config = config.data, config.sample
   train_source = data.load_source(data_config, "train")
   available_frames = train_source[0][data.VIDEO_KEY].shape[0]
   if data_config.num_frames > available_frames:
@@ -226,10 +231,9 @@ def load_training_data(data_config: ml_collections.ConfigDict, sample_config: ml
         f"config.data.num_frames={data_config.num_frames} but {data_config.name} clips have "
         f"{available_frames} frames; lower num_frames."
     )
-  test_videos = runs.load_videos(data_config, "test", max(sample_config.num_videos, sample_config.num_evaluation_videos))
-  return TrainingData(
-      train_source, data_config, test_videos[: sample_config.num_videos], test_videos[: sample_config.num_evaluation_videos]
-  )
+  visual_videos = runs.load_videos(data_config, "test", sample_config.num_videos)
+  validation = evaluators.validation_evaluators(config, sample_config.num_frames or data_config.num_frames)
+  return TrainingData(train_source, data_config, visual_videos, validation, selection.rule(config.select, config.evals))
 
 
 def batch_spec(dataset: TrainingData, task: tasks.Task, batch_size: int) -> data.BatchSpec:
@@ -256,7 +260,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   mesh = make_mesh(model_parallelism=config.train.get("model_parallelism", 1))
   lock = workdirs.locked(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
   with lock:
-    dataset = load_training_data(config.data, config.sample)
+    dataset = load_training_data(config)
     stages = tasks.make_stages(config, dataset.image_shape, workdir)
     for stage in stages:
       check_batch_size(stage, mesh)
@@ -306,11 +310,13 @@ def train_stage(
   task, train_config = stage.task, config.train
   local_batch_size = check_batch_size(stage, mesh)
   tx = make_optimizer(stage.learning_rate, train_config.grad_clip_norm, task.trainable)
-  init_key, train_key, visual_key = runs.run_keys(config.seed)
+  init_key, train_key, visual_key, evaluation_key = runs.run_keys(config.seed)
   video_shape = (dataset.config.num_frames, *dataset.image_shape)
   metadata = {"image_shape": list(dataset.image_shape), "stage": stage.name}
+  selected = selection.read(workdir) if dataset.chosen_by is not None else None
   checkpointer = checkpointing.Checkpointer(
-      checkpointing.checkpoint_dir(workdir), train_config.checkpoint_every, train_config.max_checkpoints
+      checkpointing.checkpoint_dir(workdir), train_config.checkpoint_every, train_config.max_checkpoints,
+      selected_step=None if selected is None else selected["step"],
   )
   identities = data.identity_labels(dataset.train, dataset.config.name) if task.group_size > 1 else None
   abstract = abstract_state(task, tx, video_shape, mesh, train_config.get("shard_min_elements", SHARD_MIN_ELEMENTS))
@@ -358,17 +364,33 @@ def train_stage(
       is_last = done == stage.num_steps
       stop_requested = stop_requested_at(done)
       checkpoint_due = done % train_config.checkpoint_every == 0 or is_last or stop_requested
+      scores = {}
       if done % train_config.log_every == 0 or checkpoint_due:
         means, steps_per_second = window.flush()
+        if checkpoint_due and any(item.due(done, is_last) for item in dataset.validation):
+          codec = task.codec(distributed.on_this_process(state.params))
+          scores = evaluators.run_scheduled(dataset.validation, codec, evaluation_key, done, is_last)
         wall_seconds = wall_offset + time.perf_counter() - wall_started
-        writer.write_scalars(done, {**means, "learning_rate": stage.learning_rate_at(step)}, steps_per_second, wall_seconds)
+        writer.write_scalars(
+            done, {**means, "learning_rate": stage.learning_rate_at(step)}, steps_per_second, wall_seconds,
+            evaluators.flat(scores),
+        )
+        window.started = time.perf_counter()
       if task.codec is not None and (done % train_config.image_every == 0 or is_last):
         params = distributed.on_this_process(state.params)
         if jax.process_index() == 0:
           pictures = sample_files.summary_pictures(task.codec(params), dataset.visual_videos, visual_key, horizon)
           writer.write_pictures(done, pictures)
+      chosen_by = dataset.chosen_by
+      chooses = chosen_by is not None and chosen_by.evaluator in scores
+      if chooses:
+        checkpointer.select(selection.choose(workdir, chosen_by, done, scores[chosen_by.evaluator]))
       if checkpoint_due:
         checkpointer.save(done, state, config, metadata, force=is_last or stop_requested)
+      if chooses:
+        checkpointer.wait()  # selection.json never names a step whose checkpoint is not on disk
+        if jax.process_index() == 0:
+          selection.update(workdir, chosen_by, done, scores[chosen_by.evaluator])
       if stop_requested and not is_last:
         raise stopping.TrainingStopped(
             f"Stopped by SIGTERM after step {done} of {stage.num_steps}; its checkpoint is in {checkpointer.directory}. "
@@ -385,11 +407,10 @@ def train_stage(
   final_step = int(jax.device_get(state.step))
   params = distributed.on_this_process(state.params) if task.codec is not None else None
   if task.codec is not None and jax.process_index() == 0:
-    paths, scores = runs.write_results(
-        task.codec(params), config, dataset.visual_videos, dataset.evaluation_videos, visual_key,
-        runs.sample_dir(workdir, final_step),
+    paths, end_scores = evaluators.end_of_run(
+        task.codec(params), config, dataset.visual_videos, visual_key, runs.sample_dir(workdir, final_step)
     )
-    if scores:
-      print("Evaluation: " + ", ".join(f"{name}={value:.3g}" if value is not None else f"{name}=n/a" for name, value in scores.items()))
+    if end_scores:
+      print("Evaluation: " + ", ".join(f"{name}={value:.3g}" if value is not None else f"{name}=n/a" for name, value in end_scores.items()))
     print(f"Wrote samples: {', '.join(paths)}")
   return state

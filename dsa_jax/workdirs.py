@@ -26,6 +26,23 @@ def expand(path: str) -> str:
   return os.path.abspath(os.path.expandvars(os.path.expanduser(path)))
 
 
+SEED_PREFIX = "seed_"
+
+
+def seed_dir(workdir: str, seed: int) -> str:
+  """Where a run of several seeds keeps the run of one: WORKDIR/seed_N."""
+  return os.path.join(expand(workdir), f"{SEED_PREFIX}{seed}")
+
+
+def seed_dirs(workdir: str) -> dict[int, str]:
+  """{seed: folder} of the seed_N folders a workdir holds (empty for a run of one seed)."""
+  workdir = expand(workdir)
+  if not os.path.isdir(workdir):
+    return {}
+  names = [name for name in os.listdir(workdir) if name.startswith(SEED_PREFIX) and name[len(SEED_PREFIX) :].isdigit()]
+  return {int(name[len(SEED_PREFIX) :]): os.path.join(workdir, name) for name in sorted(names, key=lambda n: int(n[len(SEED_PREFIX) :]))}
+
+
 def _holder(path: str) -> str:
   try:
     with open(path) as file:

@@ -113,9 +113,27 @@ def get_config() -> config_dict.ConfigDict:
   config.sample.num_frames = config_dict.placeholder(int)  # generation horizon; None = data.num_frames
   config.sample.rollout_temperature = 1.0  # noise scale of the per-frame prior in samples (codecs.py); 0: its means
 
-  config.evaluators = ()  # names in dsa_jax.evaluation.EVALUATORS, scored at the end of training
+  config.evaluators = ()  # types in dsa_jax.evaluation.evaluators.TYPES, scored on test videos at the end of training
+  # Scored on the validation split during training: {name: {type, every_steps, num_videos, rounds}} (validation_eval).
+  config.evals = config_dict.ConfigDict()
+  config.select = config_dict.ConfigDict()  # the reported checkpoint, chosen on config.evals' scores (dsa_jax.selection)
+  config.select.metric = "validation/standard_action_accuracy"  # EVALUATOR/SCORE; unused unless config.evals has EVALUATOR
+  config.select.mode = "max"  # or "min"; ties go to the later step
 
   config.lock()
+  return config
+
+
+def validation_eval(
+    config: config_dict.ConfigDict, validation_videos: int, every_steps: int, num_videos: int, rounds: int = 1,
+    judge: str | None = None,
+) -> config_dict.ConfigDict:
+  """Holds validation_videos out of training and scores the protocols on num_videos of them every every_steps."""
+  config.data.validation_videos = validation_videos
+  evaluation = {"type": "protocols", "every_steps": every_steps, "num_videos": num_videos, "rounds": rounds}
+  if judge is not None:
+    evaluation["judge"] = judge
+  config.evals = config_dict.ConfigDict({"validation": evaluation})
   return config
 
 

@@ -35,7 +35,11 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
 def define_scoring_flags(rounds: int, rounds_help: str) -> None:
   """The flags of experiments.evaluate and experiments.learning_curve: the run, the judge and the protocols' settings."""
   flags.DEFINE_string("workdir", None, "A training run's workdir (or one stage's folder).")
-  flags.DEFINE_string("judge", None, "A judge folder (experiments.train_judge); default the one shipped for the run's dataset.")
+  flags.DEFINE_string(
+      "judge", None,
+      "A judge folder (experiments.train_judge) or cdsvae:PATH (C-DSVAE's sprite_judge.tar); "
+      "default the one shipped for the run's dataset.",
+  )
   flags.DEFINE_integer("rounds", rounds, rounds_help)
   flags.DEFINE_integer("seed", 0, "Seed of the prior draws.")
   flags.DEFINE_integer("num_test_videos", None, "Score only the first N test videos (default all, as published).")

@@ -1,7 +1,12 @@
-r"""Scores a trained run with a judge: the standard and reverse protocols, VDSM's Table 1, the study's Table 1,
-the judge Frechet distance and the reconstruction MSE.
+r"""Scores a trained run's checkpoint chosen on validation with a judge, on the test split: the standard and reverse
+protocols, the judge's ceiling, VDSM's Table 1, the study's Table 1, the judge Frechet distance and the reconstruction MSE.
 
-  python -m experiments.evaluate --workdir=RUN [--judge=JUDGE_DIR] [--rounds=5] [--save_videos] [--allow_weak_judge]
+  python -m experiments.evaluate --workdir=RUN [--judge=JUDGE_DIR|cdsvae:PATH] [--rounds=5] [--save_videos]
+
+The checkpoint is the one the run selected on its validation scores (RUN[/STAGE]/selection.json);
+--step names another (the results then say it was not chosen on validation); a run without
+config.evals is scored at its newest checkpoint, with a note. A RUN holding seed_N folders
+(`experiments.run --seeds`) has each seed scored in turn.
 
 Writes RUN[/STAGE]/evaluation/step_N/: results.json, results.md, the sample figures, and with
 --save_videos protocol_videos.npz (uint8 videos of both protocols with the labels they should carry).
@@ -12,7 +17,8 @@ RUN[/STAGE]/evaluation/step_N_train_density/ and not comparable with published r
 
 from absl import app, flags, logging
 
-from dsa_jax.evaluation import report
+from dsa_jax import workdirs
+from dsa_jax.evaluation import protocols, report
 from experiments import entry
 
 FLAGS = flags.FLAGS
@@ -21,18 +27,23 @@ flags.DEFINE_integer("step", None, "Checkpoint step; default the newest intact o
 flags.DEFINE_bool("save_videos", False, "Also save the protocols' generated videos as .npz.")
 flags.DEFINE_enum("code_source", "prior", report.CODE_SOURCES, "Where the protocols draw codes: the priors (published) or train_density.")
 flags.DEFINE_integer("density_components", 32, "Components of the train_density mixture, fitted to --num_train_codes videos.")
+flags.DEFINE_enum(
+    "reverse", "field", protocols.REVERSE_DRAWS,
+    "What the reverse protocol decodes: the prior's per-step means along a sampled rollout (the field's) or its samples.",
+)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.ERROR)  # orbax logs every restore at INFO and read-only ones as warnings
-  results = report.evaluate_run(
-      FLAGS.workdir, FLAGS.judge, FLAGS.rounds, FLAGS.seed, FLAGS.allow_weak_judge, FLAGS.save_videos, step=FLAGS.step,
-      num_test_videos=FLAGS.num_test_videos, num_train_codes=FLAGS.num_train_codes, code_source=FLAGS.code_source,
-      density_components=FLAGS.density_components,
-  )
-  print(report.markdown_table(results))
+  for workdir in list(workdirs.seed_dirs(FLAGS.workdir).values()) or [FLAGS.workdir]:
+    results = report.evaluate_run(
+        workdir, FLAGS.judge, FLAGS.rounds, FLAGS.seed, FLAGS.allow_weak_judge, FLAGS.save_videos, step=FLAGS.step,
+        num_test_videos=FLAGS.num_test_videos, num_train_codes=FLAGS.num_train_codes, code_source=FLAGS.code_source,
+        density_components=FLAGS.density_components, reverse=FLAGS.reverse,
+    )
+    print(report.markdown_table(results))
 
 
 if __name__ == "__main__":

@@ -7,12 +7,15 @@ Several processes (hosts) train as one run when each gets the same command with
 `--coordinator_address=HOST:PORT` (process 0's host), `--num_processes=N` and its own
 `--process_id` (or $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES, $JAX_PROCESS_ID), and DIR is
 one folder all of them see.
+
+`--seeds=0,1,2` trains one run per seed, one after another, each in DIR/seed_N with
+config.seed = N; rerunning the same command resumes each (finished seeds only rewrite their samples).
 """
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dsa_jax import distributed, train
+from dsa_jax import distributed, tasks, train, workdirs
 from experiments import entry
 
 FLAGS = flags.FLAGS
@@ -23,7 +26,18 @@ flags.DEFINE_integer("num_processes", None, "Processes of a multi-process run (d
 flags.DEFINE_integer("process_id", None, "This process's index, 0 on the coordinator's host (default $JAX_PROCESS_ID).")
 flags.DEFINE_integer("distributed_timeout_seconds", 300, "How long a process waits for the coordinator and the others to join.")
 flags.DEFINE_integer("heartbeat_timeout_seconds", 100, "How long a silent process is waited for before the run stops.")
+flags.DEFINE_list("seeds", None, "Train one run per seed, one after another, each in WORKDIR/seed_N (config.seed = N).")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def parse_seeds(values: list[str]) -> list[int]:
+  """--seeds as distinct non-negative integers, in the order given."""
+  if not all(value.strip().isdigit() for value in values) or not values:
+    raise tasks.ConfigError(f"--seeds={','.join(values)} must be non-negative integers separated by commas, e.g. --seeds=0,1,2.")
+  seeds = [int(value) for value in values]
+  if len(set(seeds)) != len(seeds):
+    raise tasks.ConfigError(f"--seeds={','.join(values)} repeats a seed; give each seed once.")
+  return seeds
 
 
 def main(argv):
@@ -34,7 +48,13 @@ def main(argv):
       FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, FLAGS.distributed_timeout_seconds,
       FLAGS.heartbeat_timeout_seconds,
   )
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  if FLAGS.seeds is None:
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    return
+  for seed in parse_seeds(FLAGS.seeds):
+    FLAGS.config.seed = seed
+    print(f"Seed {seed}: {workdirs.seed_dir(FLAGS.workdir, seed)}", flush=True)
+    train.train_and_evaluate(FLAGS.config, workdirs.seed_dir(FLAGS.workdir, seed))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import jax
 from absl import app, flags, logging
 
 from dsa_jax import runs, workdirs
+from dsa_jax.evaluation import evaluators
 from experiments import entry
 
 FLAGS = flags.FLAGS
@@ -35,16 +36,15 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   run = runs.restore(FLAGS.workdir, FLAGS.step)
   sample_config = run.config.sample
-  videos = runs.load_videos(run.config.data, "test", max(sample_config.num_videos, sample_config.num_evaluation_videos))
+  videos = runs.load_videos(run.config.data, "test", sample_config.num_videos)
   codec = run.codec
   out_dir = workdirs.expand(FLAGS.out) if FLAGS.out else runs.sample_dir(run.directory, run.step)
   if FLAGS.rollout_temperature is not None:
     codec = dataclasses.replace(codec, rollout_temperature=FLAGS.rollout_temperature)
     if not FLAGS.out:
       out_dir += f"_rollout_temperature_{FLAGS.rollout_temperature:g}"  # keeps the run's own samples
-  paths, scores = runs.write_results(
-      codec, run.config, videos[: sample_config.num_videos], videos[: sample_config.num_evaluation_videos],
-      runs.run_keys(run.config.seed)[2] if FLAGS.seed is None else jax.random.key(FLAGS.seed), out_dir,
+  paths, scores = evaluators.end_of_run(
+      codec, run.config, videos, runs.run_keys(run.config.seed)[2] if FLAGS.seed is None else jax.random.key(FLAGS.seed), out_dir,
   )
   for name, value in scores.items():
     print(f"{name}: {'n/a' if value is None else f'{value:.4g}'}")

@@ -7,7 +7,7 @@ r"""VDSM on the standard Sprites benchmark (built from the LPC layers in config.
 config.data.manual_dir defaults to ../shared/data/lpc_sprites, relative to where the command runs.
 """
 
-from experiments import base
+from experiments import base, dsa_sprites
 from experiments.base import vdsm_quick
 
 
@@ -23,6 +23,7 @@ def get_config(variant: str | None = None):
   config.train.image_every = 500
   config.train.checkpoint_every = 500
   config.sample.num_frames = 40
+  base.validation_eval(config, dsa_sprites.VALIDATION_VIDEOS, every_steps=config.train.checkpoint_every, num_videos=450)
   if variant is None:
     return config
   if variant == "cpu":
@@ -31,6 +32,8 @@ def get_config(variant: str | None = None):
     raise ValueError(f"Unknown variant {variant!r} of vdsm_sprites.py; use none, 'quick' or 'cpu'.")
   vdsm_quick(config)
   config.vdsm.dim_s = 12
+  config.evals.validation.every_steps = config.train.checkpoint_every
+  config.evals.validation.num_videos = 270
   return config
 
 
@@ -44,4 +47,6 @@ def cpu(config):
   epochs of 50 steps instead of 300 + 200. The latent sizes, the 40 experts, the
   two stages and their schedules (lambda_z, lambda_s, tau annealed over the epochs) are the paper's.
   """
-  return base.vdsm_cpu(config)
+  base.vdsm_cpu(config)
+  config.evals.validation.every_steps = config.train.checkpoint_every
+  return config

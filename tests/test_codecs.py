@@ -1,4 +1,4 @@
-"""Codecs and sampling: codes' shapes, priors at any horizon, DSA sampling against the pre-refactor computations."""
+"""Codecs and sampling: codes' shapes, priors and their means at any horizon, DSA sampling against pre-refactor code."""
 
 import dataclasses
 
@@ -53,6 +53,12 @@ def clips_for(codec):
 @pytest.fixture(scope="module")
 def dsa_codec():
   model = dsa.DSA(DSA_CONFIG)
+  return codecs.DSACodec(model, initial_params(model, videos()), train_frames=T)
+
+
+@pytest.fixture(scope="module")
+def dsa_lstm_codec():
+  model = dsa.DSA(dataclasses.replace(DSA_CONFIG, prior="lstm"))
   return codecs.DSACodec(model, initial_params(model, videos()), train_frames=T)
 
 
@@ -401,3 +407,52 @@ def test_pose_codec_rollout_temperature_scales_its_standard_normal_poses(pose_co
   cold = dataclasses.replace(pose_codec, rollout_temperature=0.0)
   padded = jnp.concatenate([codes.dynamics, jnp.zeros((VDSM_B, LONGER - VDSM_T, 5))], axis=1)
   np.testing.assert_allclose(cold.decode(codes, KEY, LONGER), cold.decode(Codes(codes.static, padded), None), atol=1e-6)
+
+
+PRIOR_CELLS = {"dsa_codec": dsa.StablePriorCell, "dsa_lstm_codec": dsa.LSTMPriorCell}
+
+
+def prior_means_loop(step, z):
+  """Means and scales [B, T, Z] of p(z_t | z_<t) at the given z: N(0, I) at t = 1, then the cell's step on z_<t."""
+  state = (jnp.zeros((z.shape[0], H)), jnp.zeros((z.shape[0], H)))
+  means, scales = [jnp.zeros_like(z[:, 0])], [jnp.ones_like(z[:, 0])]
+  for t in range(z.shape[1] - 1):
+    state, next_dist = step(state, z[:, t])
+    means.append(next_dist.loc)
+    scales.append(next_dist.scale)
+  return jnp.stack(means, axis=1), jnp.stack(scales, axis=1)
+
+
+@pytest.mark.parametrize("name", PRIOR_CELLS)
+@pytest.mark.parametrize("num_frames", [1, LONGER])
+def test_dsa_dynamics_means_are_the_python_loop_of_the_prior_means_on_the_sampled_rollout(request, name, num_frames):
+  codec = request.getfixturevalue(name)
+  cell = PRIOR_CELLS[name](Z, H)
+  step = jax.jit(lambda state, z: cell.apply({"params": codec.params["prior"]["cell"]}, state, z))
+  noise = {}
+  for temperature in (1.0, 0.5):
+    warm = dataclasses.replace(codec, rollout_temperature=temperature)
+    samples, means = warm.sample_dynamics(KEY, 3, num_frames), warm.sample_dynamics_means(KEY, 3, num_frames)
+    assert means.shape == samples.shape == (3, num_frames, Z)
+    loop_means, loop_scales = prior_means_loop(step, samples)
+    np.testing.assert_allclose(means, loop_means, atol=1e-5)
+    noise[temperature] = (samples - means) / loop_scales  # [3, T, Z]: what separates each sample from its mean
+  np.testing.assert_allclose(noise[0.5], 0.5 * noise[1.0], atol=1e-4)  # one standard-normal draw, scaled
+  assert np.abs(noise[1.0]).min() > 0 and 0.5 < float(noise[1.0].std()) < 1.5
+  cold = dataclasses.replace(codec, rollout_temperature=0.0)
+  cold_means, cold_samples = cold.sample_dynamics_means(KEY, 3, num_frames), cold.sample_dynamics(KEY, 3, num_frames)
+  np.testing.assert_allclose(cold_means, cold_samples, atol=1e-6)  # no noise: the rollout is its means
+
+
+def test_vdsm_dynamics_means_are_the_sampled_action_itself(vdsm_codec):
+  means = vdsm_codec.sample_dynamics_means(KEY, VDSM_B, LONGER)
+  np.testing.assert_array_equal(means, vdsm_codec.sample_dynamics(KEY, VDSM_B, LONGER))
+  np.testing.assert_allclose(means, jax.random.normal(KEY, (VDSM_B, 3)) / 3, rtol=1e-6)
+
+
+def test_pose_dynamics_means_are_zeros_so_the_samples_are_the_noise_term_alone(pose_codec):
+  warm = dataclasses.replace(pose_codec, rollout_temperature=0.5)
+  means = warm.sample_dynamics_means(KEY, 3, LONGER)
+  np.testing.assert_array_equal(means, np.zeros((3, LONGER, 5)))
+  noise = 0.5 * jax.random.normal(KEY, (3, LONGER, 5))
+  np.testing.assert_allclose(warm.sample_dynamics(KEY, 3, LONGER) - means, noise, rtol=1e-6)

@@ -36,7 +36,7 @@ def test_config_files_only_override_base_fields(path, variant):
   reference = base.get_config()
   assert set(config.keys()) == set(reference.keys())
   for section in reference.keys():
-    if hasattr(reference[section], "keys"):
+    if hasattr(reference[section], "keys") and section != "evals":  # evals holds named evaluators, none in base
       assert set(config[section].keys()) == set(reference[section].keys()), section
 
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from dsa_jax import metric_writer, runs
+from dsa_jax.evaluation import evaluators
 from experiments import dsa_pendulum
 from tests.conftest import REPO, shared_data_dir, subprocess_env
 
@@ -46,7 +47,7 @@ def test_quick_run_loss_falls(quick_run):
 
 def test_quick_run_swaps_colour_with_the_static_code_and_swing_with_the_dynamics(quick_run):
   config, workdir, _ = quick_run
-  with open(os.path.join(runs.sample_dir(workdir, config.train.num_steps), runs.EVALUATION_FILE)) as file:
+  with open(os.path.join(runs.sample_dir(workdir, config.train.num_steps), evaluators.EVALUATION_FILE)) as file:
     scores = json.load(file)
   assert scores["pairs_of_different_colour"] >= 20
   assert scores["colour_follows_static_source"] >= 0.8, scores

@@ -159,6 +159,7 @@ class Mug(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+  HELD_OUT_BY = "subject"  # train and test share no subject; so do train and validation (dsa_jax.data)
   BUILDER_CONFIGS = [
       MugConfig(
           name="default", description="16-frame clips at half frame rate, 15% of subjects in test."

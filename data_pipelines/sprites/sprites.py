@@ -214,6 +214,7 @@ class Sprites(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: the standard DSA recipe."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+  HELD_OUT_BY = "character"  # train and test share no character; so do train and validation (dsa_jax.data)
   BUILDER_CONFIGS = [
       tfds.core.BuilderConfig(
           name="default", description="The standard set: 1296 characters x 9 motions, 8 frames."

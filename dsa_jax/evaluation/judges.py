@@ -171,8 +171,12 @@ def export(workdir: str, out_dir: str | None = None, train_seconds: float | None
   return info
 
 
-def load(directory: str) -> TrainedJudge:
-  """A judge folder's model and params, checked against the sha256 in its judge.json."""
+def load(directory: str) -> Any:
+  """A judge folder's TrainedJudge, checked against its judge.json's sha256; `cdsvae:PATH`: C-DSVAE's Sprites judge."""
+  if directory.startswith("cdsvae:"):
+    from dsa_jax.evaluation import cdsvae_judge  # imported here: it builds on this module
+
+    return cdsvae_judge.load(directory.removeprefix("cdsvae:"))
   directory = os.path.abspath(os.path.expanduser(directory))
   try:
     with open(os.path.join(directory, INFO_FILE)) as file:

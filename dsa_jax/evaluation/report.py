@@ -10,7 +10,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from dsa_jax import code_density, data, runs, sample_files, visualize
+from dsa_jax import code_density, data, runs, sample_files, selection, visualize
 from dsa_jax.evaluation import judges, protocols
 
 RESULTS_FILE = "results.json"
@@ -92,15 +92,17 @@ def check_balanced(trained: judges.TrainedJudge, labels: dict[str, np.ndarray]) 
 def markdown_table(results: dict[str, Any]) -> str:
   """results.json as a Markdown table of metric, mean and std."""
   lines = ["| group | metric | mean | std |", "|---|---|---|---|"]
-  for group in ("standard_protocol", "reverse_protocol"):
-    for name, value in results[group].items():
+  for group in ("standard_protocol", "reverse_protocol", "fraction_of_ceiling"):
+    for name, value in results.get(group, {}).items():
       lines.append(f"| {group} | {name} | {value['mean']:.4f} | {value['std']:.4f} |")
-  for group in ("embedding_table", "swap_agreement", "generation"):
-    for name, value in results[group].items():
+  for group in ("embedding_table", "swap_agreement", "generation", "ceiling"):
+    for name, value in results.get(group, {}).items():
       lines.append(f"| {group} | {name} | {value:.4f} | |")
   notes = "".join(f"\n- {note}" for note in results["notes"])
+  chosen = results.get("selection") or {}
+  how = f" (chosen on validation by {chosen['rule']['mode']} {chosen['rule']['metric']})" if chosen.get("rule") else ""
   return (
-      f"Run {results['run']} at step {results['step']}; judge {results['judge']['directory']} "
+      f"Run {results['run']} at step {results['step']}{how}; judge {results['judge']['directory']} "
       f"(sha256 {results['judge']['params_sha256']}); {results['rounds']} rounds over {results['test_videos']} test videos.{notes}\n\n" + "\n".join(lines) + "\n"
   )
 
@@ -110,7 +112,10 @@ def comparison_table(named_results: dict[str, dict[str, Any]]) -> str:
   names = list(named_results)
   rows: dict[tuple[str, str], list[str]] = {}
   for column, results in enumerate(named_results.values()):
-    for group in ("standard_protocol", "reverse_protocol", "embedding_table", "swap_agreement", "generation"):
+    for group in (
+        "standard_protocol", "reverse_protocol", "fraction_of_ceiling", "embedding_table", "swap_agreement", "generation",
+        "ceiling",
+    ):
       for metric, value in results.get(group, {}).items():
         cell = f"{value['mean']:.4f} +- {value['std']:.4f}" if isinstance(value, dict) else f"{value:.4f}"
         rows.setdefault((group, metric), [""] * len(names))[column] = cell
@@ -125,19 +130,47 @@ def comparison_table(named_results: dict[str, dict[str, Any]]) -> str:
   return "\n".join(lines)
 
 
+def choice(workdir: str, step: int | None) -> dict[str, Any]:
+  """Which checkpoint to score: `step` when given, else the one chosen on validation (selection.json), else the newest.
+
+  Returns {"step", "chosen_on", "rule", "validation_scores", "notes"}; step None means the newest intact one.
+  """
+  if step is not None:
+    note = f"the checkpoint of step {step} was named by --step, not chosen on the validation split"
+    return {"step": step, "chosen_on": "--step", "rule": None, "validation_scores": None, "notes": [note]}
+  record = selection.read(runs.run_dir(workdir))
+  if record is None:
+    note = "the newest checkpoint, not chosen on the validation split (the run's config has no config.evals)"
+    return {"step": None, "chosen_on": "newest", "rule": None, "validation_scores": None, "notes": [note]}
+  return {
+      "step": record["step"], "chosen_on": "validation", "rule": record["rule"],
+      "validation_scores": record["scores"][record["step"]], "notes": [],
+  }
+
+
 def evaluate_run(
     workdir: str, judge_dir: str | None = None, rounds: int = 5, seed: int = 0, allow_weak_judge: bool = False,
     save_videos: bool = False, num_train_codes: int = 2000, step: int | None = None, num_test_videos: int | None = None,
-    out_dir: str | None = None, code_source: str = "prior", density_components: int = 32,
+    out_dir: str | None = None, code_source: str = "prior", density_components: int = 32, reverse: str = "field",
 ) -> dict[str, Any]:
-  """Scores a run with a judge (default: the one shipped for its dataset); writes (default: in evaluation_dir) and returns the results."""
+  """Scores a run's checkpoint chosen on validation (or `step`) with a judge; writes (default: in evaluation_dir) and returns the results.
+
+  The judge defaults to the one shipped for the run's dataset; `reverse` picks what the reverse
+  protocol decodes (protocols.REVERSE_DRAWS: the field's prior means, or prior samples).
+  """
   if rounds < 1:
     raise judges.JudgeError(f"rounds={rounds}: the protocols need at least 1 round (5 is the field's).")
   if code_source not in CODE_SOURCES:
     raise judges.JudgeError(f"code_source={code_source!r} is not one of {CODE_SOURCES}; 'prior' is the published protocols'.")
-  run = runs.restore(workdir, step)
+  if reverse not in protocols.REVERSE_DRAWS:
+    raise judges.JudgeError(f"reverse={reverse!r} is not one of {protocols.REVERSE_DRAWS}; 'field' is the field's protocol.")
+  chosen = choice(workdir, step)
+  run = runs.restore(workdir, chosen["step"])
+  chosen["step"] = run.step
   trained = judges.load(judge_dir or judges.shipped(run.config.data.name))
-  notes = check_judge(trained, run, allow_weak_judge)
+  notes = check_judge(trained, run, allow_weak_judge) + chosen.pop("notes")
+  if reverse != "field":
+    notes.append(f"the reverse protocol decoded prior {reverse}, not the field's prior means: not comparable with published rows")
   if run.codec.rollout_temperature != 1.0:
     notes.append(
         f"sampled at rollout temperature {run.codec.rollout_temperature:g} (config.sample.rollout_temperature), "
@@ -168,11 +201,14 @@ def evaluate_run(
     )
   with timed(seconds, "protocols"):
     standard, reverse, generated = protocols.protocols(
-        run.codec, trained, test_codes, test_labels, test_videos.shape[1], jax.random.fold_in(key, 0), rounds, density
+        run.codec, trained, test_codes, test_labels, test_videos.shape[1], jax.random.fold_in(key, 0), rounds, density,
+        reverse,
     )
   with timed(seconds, "swap_agreement"):
     real_probabilities, real_features = trained.predict(test_videos)
     agreement = protocols.swap_agreement(trained, real_probabilities, generated)
+  with timed(seconds, "ceiling"):
+    ceiling = protocols.ceiling(trained, test_videos, test_labels)
   with timed(seconds, "generation"):
     generation = protocols.frechet_and_reconstruction(
         run.codec, trained, test_videos, test_codes, real_features, jax.random.fold_in(key, 1)
@@ -181,6 +217,7 @@ def evaluate_run(
       "run": run.directory, "step": run.step, "stage": run.stage, "rounds": rounds, "seed": seed, "notes": notes,
       "num_test_videos_requested": num_test_videos, "train_codes_requested": num_train_codes,
       "code_source": code_source, "density_components": density_components if density is not None else None,
+      "reverse_draws": reverse, "selection": chosen,
       "test_videos": len(test_videos), "train_codes": len(train_videos),
       "judge": {key_: trained.info[key_] for key_ in ("dataset", "test_accuracy", "params_sha256")} | {"directory": trained.directory},
       "standard_protocol": standard,
@@ -188,6 +225,8 @@ def evaluate_run(
       "embedding_table": embedding,
       "swap_agreement": agreement,
       "generation": generation,
+      "ceiling": ceiling,
+      "fraction_of_ceiling": protocols.fraction_of_ceiling(standard, ceiling),
       "seconds": seconds,
       "config": run.config.to_dict(),
   }

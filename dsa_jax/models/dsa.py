@@ -354,6 +354,10 @@ class DSA(nn.Module):
     """z [B, T, Z] from the prior, rolled out on its own samples (noise scaled by temperature)."""
     return self.prior.sample(batch_size, num_frames, temperature)[0]
 
+  def sample_dynamics_means(self, batch_size: int, num_frames: int, temperature: float | jax.Array = 1.0) -> jax.Array:
+    """Means [B, T, Z] of p(z_t | z_<t) along the rollout sample_dynamics draws from the same rng (0 at t = 1)."""
+    return self.prior.sample(batch_size, num_frames, temperature)[1].loc
+
   def extend_dynamics(self, z: jax.Array, num_frames: int, temperature: float | jax.Array = 1.0) -> jax.Array:
     """z [B, T, Z] continued by the prior to num_frames > T steps (rng stream "sample"; noise scaled by temperature)."""
     batch, time, dim_z = z.shape
