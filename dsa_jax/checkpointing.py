@@ -112,8 +112,10 @@ class KeepSelected:
     return [checkpoint.step == self.step for checkpoint in checkpoints]
 
 
-def _preservation_policy(save_every: int, max_to_keep: int, selected: KeepSelected) -> ocp.checkpoint_managers.PreservationPolicy:
-  """Keeps the newest `max_to_keep` steps on the `save_every` cadence, the newest step whatever it is, and the selected one."""
+def _preservation_policy(
+    save_every: int, max_to_keep: int, selected: KeepSelected
+) -> ocp.checkpoint_managers.PreservationPolicy:
+  """Keeps the newest `max_to_keep` steps on the `save_every` cadence, the newest step, and the selected one."""
   # A forced step off the cadence (written on SIGTERM) serves only to resume: it never evicts a
   # cadence step that a learning curve scores, and goes once a newer step is written.
   return ocp.checkpoint_managers.AnyPreservationPolicy([

@@ -69,7 +69,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def validate_evals(config: ml_collections.ConfigDict) -> None:
-  """Refuses an in-loop evaluator that cannot run (no validation split, off the checkpoint cadence) and a bad select rule."""
+  """Refuses in-loop evaluators that cannot run (no validation split, off the checkpoint cadence), a bad select rule."""
   evals = config.get("evals", {})
   for name, options in evals.items():
     unknown = sorted(set(options) - EVAL_FIELDS)
@@ -85,7 +85,8 @@ def validate_evals(config: ml_collections.ConfigDict) -> None:
     if options.every_steps % config.train.checkpoint_every:
       raise _bad(
           f"evals.{name}.every_steps", options.every_steps,
-          f"a multiple of config.train.checkpoint_every={config.train.checkpoint_every} (the scored steps are checkpoints)",
+          f"a multiple of config.train.checkpoint_every={config.train.checkpoint_every} "
+          "(the scored steps are checkpoints)",
       )
     if not config.data.validation_videos:
       raise ConfigError(

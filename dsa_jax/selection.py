@@ -34,7 +34,8 @@ def rule(select_config, evals_config) -> Rule | None:
   evaluator, separator, score = select_config.metric.partition("/")
   if not separator or not score:
     raise ValueError(
-        f"config.select.metric={select_config.metric!r} is not EVALUATOR/SCORE; e.g. validation/standard_action_accuracy."
+        f"config.select.metric={select_config.metric!r} is not EVALUATOR/SCORE; "
+        "e.g. validation/standard_action_accuracy."
     )
   if select_config.mode not in MODES:
     raise ValueError(f"config.select.mode={select_config.mode!r} must be one of {MODES}.")
@@ -64,7 +65,8 @@ def choose(stage_dir: str, chosen_by: Rule, step: int, scores: dict[str, float])
   """The step selected once `step`'s validation scores join those in selection.json (nothing written)."""
   if chosen_by.score not in scores:
     raise ValueError(
-        f"config.select.metric={chosen_by.metric!r}: evaluator {chosen_by.evaluator!r} has no score {chosen_by.score!r}; "
+        f"config.select.metric={chosen_by.metric!r}: evaluator {chosen_by.evaluator!r} has no score "
+        f"{chosen_by.score!r}; "
         f"its scores are {sorted(scores)}."
     )
   record = read(stage_dir) or {"scores": {}}
@@ -73,7 +75,7 @@ def choose(stage_dir: str, chosen_by: Rule, step: int, scores: dict[str, float])
 
 
 def update(stage_dir: str, chosen_by: Rule, step: int, scores: dict[str, float]) -> int:
-  """Adds one step's validation scores to selection.json (atomically, once its checkpoint is on disk); returns the selected step."""
+  """Adds a step's validation scores to selection.json (atomically, its checkpoint on disk); returns the selected step."""
   selected = choose(stage_dir, chosen_by, step, scores)
   record = read(stage_dir) or {"scores": {}}
   record["scores"][step] = scores

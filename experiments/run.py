@@ -33,7 +33,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def parse_seeds(values: list[str]) -> list[int]:
   """--seeds as distinct non-negative integers, in the order given."""
   if not all(value.strip().isdigit() for value in values) or not values:
-    raise tasks.ConfigError(f"--seeds={','.join(values)} must be non-negative integers separated by commas, e.g. --seeds=0,1,2.")
+    raise tasks.ConfigError(
+        f"--seeds={','.join(values)} must be non-negative integers separated by commas, e.g. --seeds=0,1,2."
+    )
   seeds = [int(value) for value in values]
   if len(set(seeds)) != len(seeds):
     raise tasks.ConfigError(f"--seeds={','.join(values)} repeats a seed; give each seed once.")

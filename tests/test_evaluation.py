@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import evaluation as benchmark
 from dsa_jax import runs, train
-from dsa_jax.evaluation import curves, judge, judges, protocols, report
+from dsa_jax.evaluation import curves, evaluators, judge, judges, protocols, report
 from experiments import dsa_sprites, judge_sprites, vdsm_sprites
 from tests.conftest import REPO, subprocess_env
 from tests.test_sprites import built  # noqa: F401 - the session's Sprites build, a fixture
@@ -130,6 +130,26 @@ def evaluate(workdir: str, judge_dir: str, **options) -> dict:
   return report.evaluate_run(workdir, judge_dir, rounds=2, num_test_videos=45, num_train_codes=45, **options)
 
 
+def test_in_loop_protocols_score_what_evaluate_scores_on_the_same_videos(built, tiny_judge, tmp_path):  # noqa: F811
+  judge_dir, _ = tiny_judge
+  config = dsa_sprites.get_config("quick")
+  config.data.data_dir = tfds_dir(built)
+  config.train.num_steps, config.train.log_every, config.train.checkpoint_every = 2, 2, 2
+  config.evals.validation.num_videos = 90
+  workdir = str(tmp_path / "dsa")
+  train.train_and_evaluate(config, workdir)
+  assert report.choice(workdir, None)["chosen_on"] == "validation"
+  settings = evaluators.Settings(config.data, "test", 45, 8, 16, rounds=2, judge=judge_dir)
+  in_loop = evaluators.make("protocols", settings).run(runs.restore(workdir).codec, jax.random.fold_in(jax.random.key(0), 0))
+  scored = evaluate(workdir, judge_dir, allow_weak_judge=True)
+  for group, prefix in (("standard_protocol", "standard_"), ("reverse_protocol", "reverse_")):
+    assert {f"{prefix}{name}": value["mean"] for name, value in scored[group].items()} == {
+        name: value for name, value in in_loop.items() if name.startswith(prefix)
+    }
+  assert scored["selection"]["chosen_on"] == "validation" and scored["reverse_draws"] == "field"
+  assert scored["ceiling"]["action_accuracy"] > 0.1 and "action_inception_score_fraction" in scored["fraction_of_ceiling"]
+
+
 def test_evaluate_scores_a_dsa_quick_run_and_writes_results_per_step(built, tiny_judge, tmp_path):  # noqa: F811
   judge_dir, _ = tiny_judge
   config = dsa_sprites.get_config("quick")
@@ -158,7 +178,7 @@ def test_evaluate_scores_a_dsa_quick_run_and_writes_results_per_step(built, tiny
   step_4_results = os.path.join(out_dir, report.RESULTS_FILE)
   evaluated_at = os.stat(step_4_results).st_mtime_ns
   copy = str(tmp_path / "docs" / "curve")
-  command = [sys.executable, "-m", "experiments.learning_curve", f"--workdir={workdir}", f"--judge={judge_dir}", "--rounds=2",
+  command = [sys.executable, "-m", "experiments.learning_curve", "--source=test", f"--workdir={workdir}", f"--judge={judge_dir}", "--rounds=2",
              "--num_test_videos=45", "--num_train_codes=45", "--allow_weak_judge", f"--copy_to={copy}"]
   curve_run = subprocess.run(command, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
   assert curve_run.returncode == 0, curve_run.stderr[-3000:]

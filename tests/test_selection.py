@@ -113,14 +113,17 @@ def test_training_scores_validation_and_keeps_the_checkpoint_chosen_on_it(data_d
   assert logged[4]["validation/colour_follows_static_source"] == 0.75 and "validation/seconds" in logged[4]
   chosen = report.choice(workdir, None)
   assert chosen["step"] == 4 and chosen["chosen_on"] == "validation" and chosen["validation_scores"]["seconds"] >= 0
-  assert report.choice(workdir, 6)["notes"] == ["the checkpoint of step 6 was named by --step, not chosen on the validation split"]
+  named = "the checkpoint of step 6 was named by --step, not chosen on the validation split"
+  assert report.choice(workdir, 6)["notes"] == [named]
 
 
 def test_validation_evaluators_read_only_the_validation_split(data_dir, monkeypatch):
   config = pendulum_validation_config(data_dir)
   splits = []
   load_source = data.load_source
-  monkeypatch.setattr(data, "load_source", lambda data_config, split: splits.append(split) or load_source(data_config, split))
+  monkeypatch.setattr(
+      data, "load_source", lambda data_config, split: splits.append(split) or load_source(data_config, split)
+  )
   scheduled = evaluators.validation_evaluators(config, horizon=16)
   assert [item.name for item in scheduled] == ["validation"] and set(splits) == {"validation", "train"}
   monkeypatch.setattr(data, "load_source", lambda data_config, split: pytest.fail(f"selection read the {split} split"))

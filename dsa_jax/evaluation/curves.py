@@ -1,14 +1,17 @@
-"""Learning curves: a run's protocol scores at each kept checkpoint, against training step and wall time."""
+"""Learning curves: the validation scores a run logged during training (`validation_curve`), or, as a
+diagnostic that chooses nothing, every kept checkpoint scored on test (`learning_curve`)."""
 
 import json
 import os
 from typing import Any
 
-from dsa_jax import checkpointing, metric_writer, runs, tasks, visualize, workdirs
+from dsa_jax import checkpointing, metric_writer, runs, selection, tasks, visualize, workdirs
 from dsa_jax.evaluation import judges, report
 
 CURVE_FILE = "learning_curve.json"
 FIGURE_FILE = "learning_curve.png"
+VALIDATION_CURVE_FILE = "validation_curve.json"
+VALIDATION_FIGURE_FILE = "validation_curve.png"
 CURVE_DIR = "learning_curve"  # its own evaluations, so that experiments.evaluate's results are never overwritten
 
 
@@ -58,7 +61,10 @@ def learning_curve(
   stage_dir = runs.run_dir(workdir)
   steps, dataset = _checkpoints(stage_dir)
   judge_sha256 = judges.load(judge_dir or judges.shipped(dataset)).info["params_sha256"]
-  settings = {"rounds": rounds, "seed": seed, "num_test_videos_requested": num_test_videos, "train_codes_requested": num_train_codes}
+  settings = {
+      "rounds": rounds, "seed": seed, "num_test_videos_requested": num_test_videos, "train_codes_requested": num_train_codes,
+      "reverse_draws": "field",
+  }
   points = []
   for step in steps:
     results = _cached_results(stage_dir, step, settings, judge_sha256)
@@ -130,4 +136,67 @@ def table(curve: dict[str, Any]) -> str:
     cells = [str(point["step"]), wall, *(f"{standard[key]['mean']:.2%}" for key in accuracies),
              *(f"{standard[key]['mean']:.3f}" for key in scores), *(f"{reverse[name]['mean']:.2%}" for name in attributes)]
     lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def validation_curve(workdir: str) -> dict[str, Any]:
+  """Every EVALUATOR/SCORE the run's latest stage logged in training, by step, and the selected step; writes JSON, PNG."""
+  stage_dir = runs.run_dir(workdir)
+  logged = metric_writer.read_metrics(stage_dir)
+  scores = {
+      step: {name: value for name, value in row.items() if "/" in name and not name.endswith("/seconds")}
+      for step, row in sorted(logged.items())
+  }
+  scores = {step: values for step, values in scores.items() if values}
+  if not scores:
+    raise checkpointing.CheckpointError(
+        f"{stage_dir} logged no validation scores: its config has no config.evals. Score its checkpoints on test "
+        "with --source=test (a diagnostic), or train with config.evals."
+    )
+  chosen = selection.read(stage_dir)
+  wall = metric_writer.wall_seconds_by_step(stage_dir)
+  curve = {
+      "workdir": workdirs.expand(workdir), "selected_step": None if chosen is None else chosen["step"],
+      "rule": None if chosen is None else chosen["rule"],
+      "points": [{"step": step, "wall_seconds": wall.get(step), "scores": values} for step, values in scores.items()],
+  }
+  directory = os.path.join(stage_dir, "evaluation")
+  visualize.write_atomically(os.path.join(directory, VALIDATION_CURVE_FILE), json.dumps(curve, indent=2).encode())
+  plot_validation(curve, os.path.join(directory, VALIDATION_FIGURE_FILE))
+  return curve
+
+
+def plot_validation(curve: dict[str, Any], path: str) -> str:
+  """One panel per kind of score (accuracies, IS, entropies), each score against step, the selected step marked."""
+  plt = visualize.pyplot()
+  names = list(dict.fromkeys(name for point in curve["points"] for name in point["scores"]))
+  kinds = {
+      "accuracy": [name for name in names if name.endswith("accuracy")],
+      "inception score": [name for name in names if name.endswith("inception_score")],
+      "other": [name for name in names if not name.endswith(("accuracy", "inception_score"))],
+  }
+  kinds = {kind: members for kind, members in kinds.items() if members}
+  figure, axes = plt.subplots(len(kinds), 1, figsize=(8, 3.2 * len(kinds)), sharex=True, squeeze=False)
+  for axis, (kind, members) in zip(axes[:, 0], kinds.items()):
+    for name in members:
+      points = [point for point in curve["points"] if name in point["scores"]]
+      axis.plot([p["step"] for p in points], [p["scores"][name] for p in points], marker="o", label=name)
+    if curve["selected_step"] is not None:
+      axis.axvline(curve["selected_step"], color="grey", linestyle="--", label="selected")
+    axis.set_ylabel(kind)
+    axis.legend(fontsize=7)
+  axes[-1, 0].set_xlabel("training step")
+  figure.suptitle(f"{os.path.basename(curve['workdir'])}: validation scores logged during training")
+  figure.tight_layout()
+  return visualize.save_figure(figure, path)
+
+
+def validation_table(curve: dict[str, Any]) -> str:
+  """The validation curve as a markdown table: one row per scored step, the selected one marked."""
+  names = list(dict.fromkeys(name for point in curve["points"] for name in point["scores"]))
+  lines = ["| step | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+  for point in curve["points"]:
+    mark = " (selected)" if point["step"] == curve["selected_step"] else ""
+    cells = [f"{point['scores'][name]:.4g}" if name in point["scores"] else "" for name in names]
+    lines.append(f"| {point['step']}{mark} | " + " | ".join(cells) + " |")
   return "\n".join(lines)

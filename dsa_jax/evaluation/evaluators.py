@@ -68,7 +68,9 @@ class ProtocolsEvaluator:
     data_config = settings.data_config
     self._settings = settings
     self._judge = judges.load(settings.judge or judges.shipped(data_config.name))
-    self._videos, self._labels = report.load_labelled(data_config, settings.split, self._judge.info, settings.num_videos)
+    self._videos, self._labels = report.load_labelled(
+        data_config, settings.split, self._judge.info, settings.num_videos
+    )
     report.check_balanced(self._judge, self._labels)
 
   def run(self, codec: Codec, key: jax.Array) -> dict[str, float]:
@@ -138,7 +140,7 @@ def flat(scores: dict[str, dict[str, float]]) -> dict[str, float]:
 def end_of_run(
     codec: Codec, config: ml_collections.ConfigDict, visual_videos: np.ndarray, key: jax.Array, out_dir: str
 ) -> tuple[list[str], dict[str, float]]:
-  """Writes sample files and, where config.evaluators names any type, their test scores as evaluation.json, into out_dir."""
+  """Writes sample files and, where config.evaluators names types, their test scores (evaluation.json) into out_dir."""
   horizon = config.sample.num_frames or config.data.num_frames
   sample_key, evaluation_key = jax.random.split(key)
   paths = sample_files.write_samples(codec, visual_videos, sample_key, out_dir, horizon)

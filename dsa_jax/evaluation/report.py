@@ -200,7 +200,7 @@ def evaluate_run(
         "codes, not from the priors: not comparable with published rows"
     )
   with timed(seconds, "protocols"):
-    standard, reverse, generated = protocols.protocols(
+    standard, reversed_scores, generated = protocols.protocols(
         run.codec, trained, test_codes, test_labels, test_videos.shape[1], jax.random.fold_in(key, 0), rounds, density,
         reverse,
     )
@@ -221,7 +221,7 @@ def evaluate_run(
       "test_videos": len(test_videos), "train_codes": len(train_videos),
       "judge": {key_: trained.info[key_] for key_ in ("dataset", "test_accuracy", "params_sha256")} | {"directory": trained.directory},
       "standard_protocol": standard,
-      "reverse_protocol": reverse,
+      "reverse_protocol": reversed_scores,
       "embedding_table": embedding,
       "swap_agreement": agreement,
       "generation": generation,
