@@ -32,6 +32,19 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
   return run
 
 
+def parse_seeds(values: list[str]) -> list[int]:
+  """--seeds as distinct non-negative integers, in the order given."""
+  if not all(value.strip().isdigit() for value in values) or not values:
+    raise tasks.ConfigError(
+        f"--seeds={','.join(values)} must be non-negative integers separated by commas, e.g. --seeds=0,1,2."
+    )
+  seeds = [int(value) for value in values]
+  if len(set(seeds)) != len(seeds):
+    raise tasks.ConfigError(f"--seeds={','.join(values)} repeats a seed; give each seed once.")
+  return seeds
+
+
+
 def define_scoring_flags(rounds: int, rounds_help: str) -> None:
   """The flags of experiments.evaluate and experiments.learning_curve: the run, the judge and the protocols' settings."""
   flags.DEFINE_string("workdir", None, "A training run's workdir (or one stage's folder).")

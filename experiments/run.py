@@ -15,7 +15,7 @@ config.seed = N; rerunning the same command resumes each (finished seeds only re
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dsa_jax import distributed, tasks, train, workdirs
+from dsa_jax import distributed, train, workdirs
 from experiments import entry
 
 FLAGS = flags.FLAGS
@@ -30,18 +30,6 @@ flags.DEFINE_list("seeds", None, "Train one run per seed, one after another, eac
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def parse_seeds(values: list[str]) -> list[int]:
-  """--seeds as distinct non-negative integers, in the order given."""
-  if not all(value.strip().isdigit() for value in values) or not values:
-    raise tasks.ConfigError(
-        f"--seeds={','.join(values)} must be non-negative integers separated by commas, e.g. --seeds=0,1,2."
-    )
-  seeds = [int(value) for value in values]
-  if len(set(seeds)) != len(seeds):
-    raise tasks.ConfigError(f"--seeds={','.join(values)} repeats a seed; give each seed once.")
-  return seeds
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -53,7 +41,7 @@ def main(argv):
   if FLAGS.seeds is None:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     return
-  for seed in parse_seeds(FLAGS.seeds):
+  for seed in entry.parse_seeds(FLAGS.seeds):
     FLAGS.config.seed = seed
     print(f"Seed {seed}: {workdirs.seed_dir(FLAGS.workdir, seed)}", flush=True)
     train.train_and_evaluate(FLAGS.config, workdirs.seed_dir(FLAGS.workdir, seed))

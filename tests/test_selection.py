@@ -10,6 +10,7 @@ from ml_collections import config_dict
 
 from dsa_jax import checkpointing, config_checks, data, metric_writer, selection, tasks, train
 from dsa_jax.evaluation import evaluators, report
+from experiments import entry
 from tests.test_train import tiny_config
 
 
@@ -147,12 +148,10 @@ def test_config_refuses_evals_it_cannot_run(data_dir):
 
 
 def test_run_refuses_repeated_or_negative_seeds():
-  from experiments import run  # noqa: PLC0415 - its flags are defined on import
-
-  assert run.parse_seeds(["0", "2", "1"]) == [0, 2, 1]
+  assert entry.parse_seeds(["0", "2", "1"]) == [0, 2, 1]
   for bad in (["0", "0"], ["-1"], ["a"]):
     with pytest.raises(tasks.ConfigError, match="--seeds="):
-      run.parse_seeds(bad)
+      entry.parse_seeds(bad)
 
 
 def test_selection_json_is_plain_json(tmp_path):
