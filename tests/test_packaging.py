@@ -52,4 +52,4 @@ def test_a_wheel_installs_the_library_builders_judges_and_configs_for_use_from_a
   found = json.loads(result.stdout.strip().splitlines()[-1])
   assert found["dsa_jax"].startswith(str(target)) and found["experiments"].startswith(str(target))
   assert {"run.py", "evaluate.py", "dsa_pendulum.py", "vdsm_sprites.py", "judge_sprites.py", "base.py"} <= set(found["configs"])
-  assert found["judge_action"] == 1.0 and found["quick_steps"] == 2000
+  assert found["judge_action"] == 1.0 and found["quick_steps"] == 3000

@@ -83,10 +83,7 @@ def learning_curve(
       "workdir": workdirs.expand(workdir), "model": results["config"]["model"], "judge_sha256": judge_sha256,
       "test_videos": results["test_videos"], **settings, "points": points,
   }
-  directory = os.path.join(stage_dir, "evaluation")
-  visualize.write_atomically(os.path.join(directory, CURVE_FILE), json.dumps(curve, indent=2).encode())
-  plot(curve, os.path.join(directory, FIGURE_FILE))
-  return curve
+  return written(curve, stage_dir, (CURVE_FILE, FIGURE_FILE), plot)
 
 
 def plot(curve: dict[str, Any], path: str) -> str:
@@ -139,6 +136,14 @@ def table(curve: dict[str, Any]) -> str:
   return "\n".join(lines)
 
 
+def written(curve: dict[str, Any], stage_dir: str, files: tuple[str, str], draw) -> dict[str, Any]:
+  """Writes a curve as JSON and draws it as PNG (files: their names) in STAGE/evaluation/; returns the curve."""
+  directory = os.path.join(stage_dir, "evaluation")
+  visualize.write_atomically(os.path.join(directory, files[0]), json.dumps(curve, indent=2).encode())
+  draw(curve, os.path.join(directory, files[1]))
+  return curve
+
+
 def validation_curve(workdir: str) -> dict[str, Any]:
   """Every EVALUATOR/SCORE the run's latest stage logged in training, by step, and the selected step; writes JSON, PNG."""
   stage_dir = runs.run_dir(workdir)
@@ -160,10 +165,7 @@ def validation_curve(workdir: str) -> dict[str, Any]:
       "rule": None if chosen is None else chosen["rule"],
       "points": [{"step": step, "wall_seconds": wall.get(step), "scores": values} for step, values in scores.items()],
   }
-  directory = os.path.join(stage_dir, "evaluation")
-  visualize.write_atomically(os.path.join(directory, VALIDATION_CURVE_FILE), json.dumps(curve, indent=2).encode())
-  plot_validation(curve, os.path.join(directory, VALIDATION_FIGURE_FILE))
-  return curve
+  return written(curve, stage_dir, (VALIDATION_CURVE_FILE, VALIDATION_FIGURE_FILE), plot_validation)
 
 
 def plot_validation(curve: dict[str, Any], path: str) -> str:
