@@ -25,7 +25,7 @@ import sys
 from absl import app, flags, logging
 
 from dsa_jax import workdirs
-from dsa_jax.evaluation import curves, protocols, records, report
+from dsa_jax.evaluation import protocols, records, report
 from experiments import entry
 
 FLAGS = flags.FLAGS
@@ -59,26 +59,10 @@ def main(argv):
     per_seed.append(results)
     print(report.markdown_table(results))
   if FLAGS.record:
-    written = write_record(FLAGS.record, FLAGS.train_command, per_seed)
+    evaluate_command = shlex.join(["python", "-m", "experiments.evaluate", *sys.argv[1:]])
+    written = records.write_record(records.from_commands(FLAGS.record, FLAGS.train_command, evaluate_command, per_seed))
     print(f"Wrote {written}; rebuild the page: python -m experiments.results_page")
 
-
-def write_record(name: str, train_command: str, per_seed: list[dict]) -> str:
-  """results/NAME.json of the evaluated seeds, with the training command's config and overrides."""
-  arguments = shlex.split(train_command)
-  config = next(argument.partition("=")[2] for argument in arguments if argument.startswith("--config="))
-  locations = ("--config.data.manual_dir=", "--config.data.data_dir=")  # where this machine keeps data, not settings
-  overrides = [a for a in arguments if a.startswith("--config.") and not a.startswith(locations)]
-  evaluate_command = shlex.join(["python", "-m", "experiments.evaluate", *sys.argv[1:]])
-  seeds = [results["config"]["seed"] for results in per_seed]
-  train_seconds = [
-      curves.run_wall_seconds(results["run"], results["stage"], results["config"]["model"]) for results in per_seed
-  ]
-  record = records.make_record(
-      name, config, overrides, {"train": train_command, "evaluate": evaluate_command}, seeds, per_seed,
-      [max(seconds.values(), default=None) for seconds in train_seconds],
-  )
-  return records.write_record(record)
 
 if __name__ == "__main__":
   app.run(entry.guarded(main))

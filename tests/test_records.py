@@ -220,3 +220,23 @@ def test_the_results_table_finds_each_seeds_evaluation_and_aggregates_the_seeds(
     results_table.seed_entries([f"a={tmp_path}"])
   with pytest.raises(app.UsageError, match="no seed_N/.../evaluation/step_M/results.json under"):
     results_table.seed_entries([f"a={tmp_path / 'seed_0'}"])
+
+
+def test_a_record_from_the_training_command_keeps_settings_and_drops_data_locations(tmp_path):
+  per_seed = []
+  for seed, seconds in ((0, 120.5), (2, 98.25)):
+    run = tmp_path / f"seed_{seed}"
+    run.mkdir()
+    rows = [{"step": 500, "wall_seconds": seconds / 2}, {"step": 1000, "wall_seconds": seconds}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    per_seed.append(fake_results(seed, 0.5, 3.0, 0.2, run=str(run), config={"seed": seed, "model": "dsa"}))
+  train = (
+      "python -m experiments.run --config=experiments/dsa_sprites.py:quick --config.dsa.prior=lstm "
+      "--config.data.manual_dir=/data/lpc --workdir=runs/q --seeds=0,2"
+  )
+  record = records.from_commands("q", train, "python -m experiments.evaluate --workdir=runs/q", per_seed)
+  assert record["config"] == "experiments/dsa_sprites.py:quick" and record["overrides"] == ["--config.dsa.prior=lstm"]
+  assert record["seeds"] == [0, 2] and [entry["train_seconds"] for entry in record["per_seed"]] == [120.5, 98.25]
+  assert record["commands"] == {"train": train, "evaluate": "python -m experiments.evaluate --workdir=runs/q"}
+  with pytest.raises(ValueError, match="must name one --config=FILE"):
+    records.from_commands("q", "python -m experiments.run --workdir=runs/q", "", per_seed)

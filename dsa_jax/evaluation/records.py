@@ -32,6 +32,7 @@ other JSON file in `results/` is a record. Add one from a notebook:
 import json
 import os
 import platform
+import shlex
 import subprocess
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,7 @@ import jax
 import numpy as np
 
 from dsa_jax import visualize
+from dsa_jax.evaluation import curves
 
 RESULTS_DIR = "results"
 PUBLISHED_FILE = "published.json"
@@ -144,6 +146,27 @@ def make_record(
       ],
       "commit": current_commit(), "hardware": current_hardware(),
   }
+
+
+def from_commands(name: str, train_command: str, evaluate_command: str, per_seed_results: Sequence[dict]) -> dict:
+  """make_record of evaluated seeds, the config and overrides read from the `experiments.run` command that trained them.
+
+  Overrides that only say where this machine keeps data (data.manual_dir, data.data_dir) are not settings and are
+  left out; each seed's training time is its run's logged wall time (every stage's).
+  """
+  arguments = shlex.split(train_command)
+  configs = [argument.partition("=")[2] for argument in arguments if argument.startswith("--config=")]
+  if len(configs) != 1:
+    raise ValueError(f"The training command {train_command!r} must name one --config=FILE[:VARIANT].")
+  locations = ("--config.data.manual_dir=", "--config.data.data_dir=")
+  overrides = [argument for argument in arguments if argument.startswith("--config.") and not argument.startswith(locations)]
+  train_seconds = [
+      max(curves.run_wall_seconds(results["run"], results["stage"], results["config"]["model"]).values(), default=None)
+      for results in per_seed_results
+  ]
+  seeds = [results["config"]["seed"] for results in per_seed_results]
+  commands = {"train": train_command, "evaluate": evaluate_command}
+  return make_record(name, configs[0], overrides, commands, seeds, per_seed_results, train_seconds)
 
 
 def write_record(record: dict[str, Any], directory: str = RESULTS_DIR) -> str:
