@@ -61,23 +61,26 @@ def read(stage_dir: str) -> dict[str, Any] | None:
   return record
 
 
-def choose(stage_dir: str, chosen_by: Rule, step: int, scores: dict[str, float]) -> int:
-  """The step selected once `step`'s validation scores join those in selection.json (nothing written)."""
+def _selected(record: dict[str, Any], chosen_by: Rule, step: int, scores: dict[str, float]) -> int:
+  """The best step of a selection record once `step`'s scores join it."""
   if chosen_by.score not in scores:
     raise ValueError(
         f"config.select.metric={chosen_by.metric!r}: evaluator {chosen_by.evaluator!r} has no score "
-        f"{chosen_by.score!r}; "
-        f"its scores are {sorted(scores)}."
+        f"{chosen_by.score!r}; its scores are {sorted(scores)}."
     )
-  record = read(stage_dir) or {"scores": {}}
   scored = {s: values[chosen_by.score] for s, values in record["scores"].items()} | {step: scores[chosen_by.score]}
   return best_step(scored, chosen_by.mode)
 
 
+def choose(stage_dir: str, chosen_by: Rule, step: int, scores: dict[str, float]) -> int:
+  """The step selected once `step`'s validation scores join those in selection.json (nothing written)."""
+  return _selected(read(stage_dir) or {"scores": {}}, chosen_by, step, scores)
+
+
 def update(stage_dir: str, chosen_by: Rule, step: int, scores: dict[str, float]) -> int:
   """Adds a step's validation scores to selection.json (atomically, its checkpoint on disk); returns the selected step."""
-  selected = choose(stage_dir, chosen_by, step, scores)
   record = read(stage_dir) or {"scores": {}}
+  selected = _selected(record, chosen_by, step, scores)
   record["scores"][step] = scores
   record.update(rule={"metric": chosen_by.metric, "mode": chosen_by.mode, "ties": "later step"}, step=selected)
   content = {**record, "scores": {str(s): values for s, values in sorted(record["scores"].items())}}

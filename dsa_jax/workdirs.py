@@ -39,8 +39,8 @@ def seed_dirs(workdir: str) -> dict[int, str]:
   workdir = expand(workdir)
   if not os.path.isdir(workdir):
     return {}
-  names = [name for name in os.listdir(workdir) if name.startswith(SEED_PREFIX) and name[len(SEED_PREFIX) :].isdigit()]
-  return {int(name[len(SEED_PREFIX) :]): os.path.join(workdir, name) for name in sorted(names, key=lambda n: int(n[len(SEED_PREFIX) :]))}
+  seeds = [name[len(SEED_PREFIX) :] for name in os.listdir(workdir) if name.startswith(SEED_PREFIX)]
+  return {seed: seed_dir(workdir, seed) for seed in sorted(int(digits) for digits in seeds if digits.isdigit())}
 
 
 def _holder(path: str) -> str:

@@ -44,7 +44,6 @@ def parse_seeds(values: list[str]) -> list[int]:
   return seeds
 
 
-
 def define_scoring_flags(rounds: int, rounds_help: str) -> None:
   """The flags of experiments.evaluate and experiments.learning_curve: the run, the judge and the protocols' settings."""
   flags.DEFINE_string("workdir", None, "A training run's workdir (or one stage's folder).")

@@ -202,7 +202,7 @@ def test_the_ceiling_scores_the_real_videos_as_the_rounds_score_generations():
   videos[..., 0] = np.arange(7)[:, None, None, None]
   labels = {"action": ACTION_LABELS, "hair": HAIR_LABELS}
   judge = TableJudge()
-  scores = protocols.ceiling(judge, videos, labels)
+  scores = protocols.ceiling(judge, judge.predict(videos)[0], labels)
   assert scores == pytest.approx({
       "action_accuracy": 4 / 7,  # rows 1, 3 and 5 split their mass and argmax picks the wrong class
       "action_inception_score": 3 / np.sqrt(2),  # exp(H(y) - H(y|x)) on rows 0-5 (row 6 would move p(y))

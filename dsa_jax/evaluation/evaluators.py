@@ -144,10 +144,10 @@ def end_of_run(
   horizon = config.sample.num_frames or config.data.num_frames
   sample_key, evaluation_key = jax.random.split(key)
   paths = sample_files.write_samples(codec, visual_videos, sample_key, out_dir, horizon)
+  density_videos = config.sample.get("num_density_videos", runs.DENSITY_VIDEOS)  # runs saved before the field
+  settings = Settings(config.data, "test", config.sample.num_evaluation_videos, horizon, density_videos)
   scores: dict[str, float] = {}
   for index, type_name in enumerate(config.evaluators):
-    density_videos = config.sample.get("num_density_videos", runs.DENSITY_VIDEOS)  # runs saved before the field
-    settings = Settings(config.data, "test", config.sample.num_evaluation_videos, horizon, density_videos)
     scores |= make(type_name, settings).run(codec, jax.random.fold_in(evaluation_key, index))
   if scores:
     content = json.dumps(scores, indent=2).encode()

@@ -80,10 +80,9 @@ def reverse_round(trained: Judge, generated: np.ndarray, labels: dict[str, np.nd
   return reverse_scores(trained.predict(generated)[0], labels)
 
 
-def ceiling(trained: Judge, videos: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, float]:
-  """The real test videos scored as generations: standard_round's dynamic-head scores and reverse_round's accuracies."""
-  probabilities, _ = trained.predict(videos)
-  return standard_scores(trained, probabilities, labels) | reverse_scores(probabilities, labels)
+def ceiling(trained: Judge, real_probabilities: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
+  """The judge's p(y|x) on real test videos scored as generations: standard_round's and reverse_round's scores."""
+  return standard_scores(trained, real_probabilities, labels) | reverse_scores(real_probabilities, labels)
 
 
 def fraction_of_ceiling(standard: dict[str, dict[str, float]], ceiling_scores: dict[str, float]) -> dict:

@@ -207,8 +207,7 @@ def evaluate_run(
   with timed(seconds, "swap_agreement"):
     real_probabilities, real_features = trained.predict(test_videos)
     agreement = protocols.swap_agreement(trained, real_probabilities, generated)
-  with timed(seconds, "ceiling"):
-    ceiling = protocols.ceiling(trained, test_videos, test_labels)
+    ceiling = protocols.ceiling(trained, real_probabilities, test_labels)
   with timed(seconds, "generation"):
     generation = protocols.frechet_and_reconstruction(
         run.codec, trained, test_videos, test_codes, real_features, jax.random.fold_in(key, 1)
